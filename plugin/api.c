@@ -1,0 +1,2 @@
+/* api.c - stub */
+#include "config.h"

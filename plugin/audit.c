@@ -1,0 +1,2 @@
+/* audit.c - stub */
+#include "config.h"

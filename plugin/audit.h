@@ -1,0 +1,47 @@
+/*
+ * audit.h - audit records: built with libevtlog evt_format(), delivered by
+ * rotagate's own sender (never evt_log()/openlog(), which would take over the
+ * host's syslog identity).
+ *
+ * A record is "EVENT; key='value', key='value', ..." (evt_format's layout),
+ * framed for the target (RFC 3164 to /dev/log or unix:/path, RFC 6587
+ * octet-counting over tcp:), or RFC 5424 with the fields as structured data.
+ * Every record carries event, seq (per process, increasing) and pid.
+ *
+ * Thread-safety: rg_audit_emit() may be called from any thread; formatting
+ * and sending happen under the sink's mutex.  No output to stdout/stderr.
+ */
+#ifndef RG_AUDIT_H
+#define RG_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+
+struct rg_kv {
+	const char *key;
+	const char *value;
+};
+
+struct rg_audit;
+
+/* Create a sink for `cfg` (copied).  Never fails for an unreachable target:
+ * delivery problems are handled per record (spool). NULL only on ENOMEM or an
+ * invalid target string (message in err). */
+struct rg_audit *rg_audit_new(const struct rg_audit_cfg *cfg, char *err, size_t errlen);
+void rg_audit_free(struct rg_audit *a);
+
+/* Build and deliver one record.  `severity` is a syslog level (LOG_INFO ...).
+ * The sink adds seq and pid.  Returns 0 when delivered, 1 when spooled, -1 when lost. */
+int rg_audit_emit(struct rg_audit *a, int severity, const char *event, const struct rg_kv *fields,
+		  size_t nfields);
+
+/* Make `in` safe as a record value: control bytes, quotes, backslashes and
+ * invalid UTF-8 are rendered as \xHH escapes.  Writes at most len bytes. */
+void rg_audit_sanitize(const char *in, char *out, size_t len);
+
+/* Format a record without sending it (tests).  Returns malloc'd text. */
+char *rg_audit_format(struct rg_audit *a, int severity, const char *event,
+		      const struct rg_kv *fields, size_t nfields);
+
+#endif

@@ -1,0 +1,2 @@
+/* calendar.c - stub */
+#include "config.h"

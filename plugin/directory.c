@@ -1,0 +1,2 @@
+/* directory.c - stub */
+#include "config.h"

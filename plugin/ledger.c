@@ -1,0 +1,2 @@
+/* ledger.c - stub */
+#include "config.h"

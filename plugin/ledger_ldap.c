@@ -1,0 +1,2 @@
+/* ledger_ldap.c - stub */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* ledger_lmdb.c - stub */
+#include "config.h"

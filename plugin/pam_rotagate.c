@@ -1,0 +1,2 @@
+/* stub */
+#include <security/pam_modules.h>

@@ -1,0 +1,2 @@
+/* rules.c - stub */
+#include "config.h"
