@@ -13,9 +13,16 @@
  * module is linked -z nodelete).  Returns NULL with a message on failure. */
 struct rotagate *rg_registry_get(const char *conf_path, char *err, size_t errlen);
 
-/* The config currently in force (reloaded if the file changed).  The caller
- * holds a reference until rg_api_config_put(). */
-const struct rg_config *rg_api_config_get(struct rotagate *h);
-void rg_api_config_put(struct rotagate *h, const struct rg_config *cfg);
+/* The config in force (reloaded first if the file changed) and the ledger
+ * built from it, for the CLI.  Valid until rg_api_view_put(). */
+struct rg_ledger;
+struct rg_generation;
+struct rg_api_view {
+	const struct rg_config *cfg;
+	struct rg_ledger *ledger;
+	struct rg_generation *gen_; /* private */
+};
+void rg_api_view_get(struct rotagate *h, struct rg_api_view *v);
+void rg_api_view_put(struct rotagate *h, struct rg_api_view *v);
 
 #endif
