@@ -18,6 +18,18 @@
 #include <stdint.h>
 #include "config.h"
 
+/* RFC 5424 structured-data ID of rotagate's fields.  32473 is the private
+ * enterprise number RFC 5612 reserves for documentation and examples; a site
+ * with its own PEN changes it here and in conf/syslog-ng/rotagate.conf. */
+#define RG_AUDIT_PEN 32473
+#define RG_AUDIT_SD_ID "rotagate@32473"
+
+/* Spool cap: bytes of records waiting in the spool file. */
+#define RG_AUDIT_SPOOL_MAX_DEFAULT (64u * 1024 * 1024)
+/* Longest sanitised value in a record, in bytes (longer ones are cut at a
+ * character/escape boundary). */
+#define RG_AUDIT_VALUE_MAX 1024
+
 struct rg_kv {
 	const char *key;
 	const char *value;
@@ -35,6 +47,16 @@ void rg_audit_free(struct rg_audit *a);
  * The sink adds seq and pid.  Returns 0 when delivered, 1 when spooled, -1 when lost. */
 int rg_audit_emit(struct rg_audit *a, int severity, const char *event, const struct rg_kv *fields,
 		  size_t nfields);
+
+/* Replay spooled records for up to timeout_ms (close, tests, tools).
+ * Returns 0 when the spool is empty, 1 when records still wait, -1 on error. */
+int rg_audit_flush(struct rg_audit *a, int timeout_ms);
+
+/* Change the spool cap (tests); default RG_AUDIT_SPOOL_MAX_DEFAULT. */
+void rg_audit_set_spool_limit(struct rg_audit *a, size_t bytes);
+
+/* The last delivery/spool problem as text ("" if none), e.g. why a record was lost. */
+void rg_audit_last_error(struct rg_audit *a, char *buf, size_t len);
 
 /* Make `in` safe as a record value: control bytes, quotes, backslashes and
  * invalid UTF-8 are rendered as \xHH escapes.  Writes at most len bytes. */

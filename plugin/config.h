@@ -133,4 +133,12 @@ const struct rg_site *rg_config_site(const struct rg_config *cfg, const char *na
  * Returns a NULL-terminated array of borrowed pointers; free the array only. */
 const char **rg_config_all_groups(const struct rg_config *cfg, size_t *n);
 
+/* Read the bind password from d->bind_password_file into buf (NUL-terminated;
+ * one trailing newline stripped).  The file must be a regular file not
+ * accessible by group or others and, unless d->password_file_check is false
+ * (tests only), owned by root.  An empty password is refused.  0 on success;
+ * -1 with a message in err (never containing the password; buf is zeroed). */
+int rg_config_read_password(const struct rg_directory_cfg *d, char *buf, size_t len, char *err,
+			    size_t errlen);
+
 #endif

@@ -7,13 +7,73 @@
  *
  * No global libldap option is changed; every option is set on the handle.
  * Nothing is printed; the bind password is never put into a message.
+ * SIGPIPE raised by a write to a server that went away is blocked in the
+ * calling thread for the duration of each call and discarded, so a host
+ * process that does not ignore SIGPIPE is not killed by it.
+ *
+ * Connections
+ *   The `uri` list is tried in order.  Each URI gets its own LDAP handle with
+ *   explicit options: protocol 3, referrals off, restart on EINTR, deref
+ *   never, network timeout = operation time limit = `timeout`, and every
+ *   ldap_result() wait bounded by `timeout`.  A server that does not answer
+ *   in time is abandoned (abandon + unbind) and the next URI is tried.
+ *   A URI that failed is skipped for a backoff period (1 s, doubling to 60 s;
+ *   reset by success).  When every URI is in backoff a call fails at once with
+ *   RG_DIR_UNAVAILABLE instead of making the person at the door wait.
+ *   While connected to a later URI, the earlier (preferred) ones are retried
+ *   at most every 30 s; the session moves back as soon as one connects.
+ *   A connection that was reused and fails is reconnected once without
+ *   penalty (servers close idle connections).
+ *
+ * Security
+ *   ldaps:// is TLS; ldap:// with tls = starttls must complete StartTLS (no
+ *   fallback to plain text).  tls-ca-file and tls-require-cert are set on
+ *   the handle (LDAP_OPT_X_TLS_NEWCTX); tls-require-cert = never is refused
+ *   except for ldapi:// and loopback hosts.  tls-ca-file unset means
+ *   libldap's defaults (ldap.conf TLS_CACERT).
+ *   Binding:  bind-dn set      -> simple bind with bind-password-file
+ *                                 (empty password refused);
+ *             no bind-dn, ldapi:// -> SASL EXTERNAL (peer credentials);
+ *             no bind-dn, otherwise -> anonymous (no bind request).
+ *   A connection that is neither TLS nor ldapi:// is refused for any bind,
+ *   simple or anonymous, unless allow-insecure-bind = true: without TLS both
+ *   the password and the answers (which open doors) are exposed.
+ *
+ * Lookup (principal -> person + groups)
+ *   The person is searched under `base` (subtree) with user-filter, or, when
+ *   badge-attribute is set, with "(&(objectClass=*)(ATTR=%u))" (user-filter is
+ *   then not used); %u is the escaped principal.  Exactly one entry must
+ *   match: none is RG_DIR_NOT_FOUND (only on a successful, complete search),
+ *   more than one is RG_DIR_ERROR (never pick one).  The person's uid is read
+ *   from the entry's `uid` (in badge mode it must exist).
+ *   Searches ("round trips") per lookup:
+ *     member        2: person; groups (member=DN)
+ *     uniqueMember  2: person; groups (uniqueMember=DN)
+ *     memberUid     2: person; groups (&(objectClass=posixGroup)(memberUid=uid))
+ *     memberOf      1: person with its memberOf values
+ *   plus, with nested-groups = N, at most N more: each level is one search
+ *   (|(A=g1)(A=g2)...) over the groups found at the previous level (A is
+ *   uniqueMember for uniqueMember, member for all other models), split in
+ *   chunks of 200 DNs.  Groups already seen are not followed again (cycles);
+ *   the walk stops early when a level finds nothing new.
+ *   Any incomplete answer (size/time limit, referral) is an error: a partial
+ *   group list could hide a deny group.
+ *
+ * Health (directory.down / directory.up audit records)
+ *   RG_DIR_UNAVAILABLE means "down"; RG_DIR_OK and RG_DIR_NOT_FOUND mean "up";
+ *   BAD_INPUT and ERROR say nothing about reachability.  rg_dir_is_up()
+ *   gives the same for the last call on a session; the api layer keeps one
+ *   flag per handle and emits a record when it flips.
  */
 #ifndef RG_DIRECTORY_H
 #define RG_DIRECTORY_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include "config.h"
+
+#define RG_DIR_PRINCIPAL_MAX 256 /* bytes */
 
 enum rg_dir_status {
 	RG_DIR_OK = 0,
@@ -23,7 +83,11 @@ enum rg_dir_status {
 	RG_DIR_ERROR,        /* configuration / protocol error */
 };
 
-/* A person as the directory knows them.  All strings are owned by the struct. */
+/* "ok", "not-found", "unavailable", "bad-input", "error" */
+const char *rg_dir_status_name(enum rg_dir_status st);
+
+/* A person as the directory knows them.  All strings are owned by the struct
+ * (plain malloc; rg_person_free() frees them and the struct). */
 struct rg_person {
 	char *principal;     /* the name asked for */
 	char *dn;
@@ -33,12 +97,17 @@ struct rg_person {
 	int64_t fetched;     /* Unix time the answer came from the directory */
 };
 
-void rg_person_free(struct rg_person *p);
-struct rg_person *rg_person_dup(const struct rg_person *p);
+void rg_person_free(struct rg_person *p);            /* NULL is fine */
+struct rg_person *rg_person_dup(const struct rg_person *p); /* NULL on allocation failure */
+
+/* Is `group_dn` among p->groups?  DNs compared case-insensitively (ASCII). */
+bool rg_person_in_group(const struct rg_person *p, const char *group_dn);
 
 struct rg_dir;
 
-/* Create a session for `cfg->directory` (no connection yet; connects lazily). */
+/* Create a session for `cfg` (a deep copy is kept: the config may be freed
+ * afterwards).  No connection yet; connects lazily.  NULL on allocation
+ * failure or when cfg->uri names no URI. */
 struct rg_dir *rg_dir_new(const struct rg_directory_cfg *cfg);
 void rg_dir_free(struct rg_dir *d);
 
@@ -48,19 +117,39 @@ void rg_dir_free(struct rg_dir *d);
 enum rg_dir_status rg_dir_lookup(struct rg_dir *d, const char *principal, struct rg_person **out,
 				 char *err, size_t errlen);
 
-/* All members (principals) of `group_dn`, for `rotagatectl sync`.  NULL-terminated
- * array in *members, caller frees each string and the array. */
+/* All members (principals: uid, or badge number with badge-attribute) of
+ * `group_dn`, following nested groups to nested-groups depth, for sync.
+ * NULL-terminated array in *members, caller frees each string and the array
+ * (free()).  A group that does not exist gives RG_DIR_NOT_FOUND.
+ * member/uniqueMember/memberOf models read the group's member (uniqueMember)
+ * values and then each member entry (one search per member); memberUid reads
+ * memberUid values (plus member values for nesting). */
 enum rg_dir_status rg_dir_group_members(struct rg_dir *d, const char *group_dn, char ***members,
 					char *err, size_t errlen);
 
-/* Is a principal acceptable at all?  (length, bytes, UTF-8) */
+/* Is a principal acceptable at all?  Non-empty, at most RG_DIR_PRINCIPAL_MAX
+ * bytes, valid UTF-8, no control characters (C0, DEL, C1).  Pure. */
 bool rg_dir_principal_ok(const char *principal);
 
 /* Expand user-filter: every %u replaced by the escaped principal
- * (ldap_bv2escaped_filter_value).  Returns a malloc'd string or NULL. */
+ * (ldap_bv2escaped_filter_value); nothing else is interpreted.
+ * Returns a malloc'd string or NULL (allocation failure, NULL argument). */
 char *rg_dir_build_filter(const char *tmpl, const char *principal);
 
 /* The URI currently in use ("" when not connected); for audit records. */
 const char *rg_dir_current_uri(const struct rg_dir *d);
+
+/* Did the last call on this session reach a server (OK / NOT_FOUND)?
+ * false before the first call and after RG_DIR_UNAVAILABLE. */
+bool rg_dir_is_up(const struct rg_dir *d);
+
+/* Number of search requests sent by this session so far (tests pin the
+ * round-trip counts above with it). */
+unsigned long rg_dir_searches(const struct rg_dir *d);
+
+/* Tune the retry timing (tests; the defaults above suit production).
+ * Milliseconds; 0 leaves a value unchanged. */
+void rg_dir_set_retry(struct rg_dir *d, unsigned backoff_min_ms, unsigned backoff_max_ms,
+		      unsigned prefer_retry_ms);
 
 #endif

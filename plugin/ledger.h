@@ -90,8 +90,27 @@ struct rg_ledger {
 	const struct rg_ledger_ops *ops;
 };
 
+/* The highest count at which this person may still take a place: count <
+ * limit admits.  Non-exempt people stop at capacity - reserved (the last
+ * `reserved` places are for exempt staff), exempt staff at capacity. */
+unsigned rg_ledger_limit(unsigned capacity, unsigned reserved, bool exempt);
+
+/* Sort s->admissions by first-entry time, then person (backends use it). */
+void rg_ledger_sort_admissions(struct rg_day_summary *s);
+
+/* Backend name ("lmdb", "ldap") for messages and audit records. */
+const char *rg_ledger_backend_name(const struct rg_ledger *l);
+
+/* Write "message: detail" into err (no-op when err is NULL or errlen is 0). */
+void rg_ledger_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 int rg_ledger_lmdb_open(const struct rg_config *cfg, struct rg_ledger **out, char *err,
 			size_t errlen);
+/* LMDB only: the environment's last committed transaction id (tests use it
+ * to show that a re-entry writes nothing).  0, or -1 for another backend. */
+int rg_ledger_lmdb_last_txnid(struct rg_ledger *l, uint64_t *txnid, char *err, size_t errlen);
+
 int rg_ledger_ldap_open(const struct rg_config *cfg, struct rg_ledger **out, char *err,
 			size_t errlen);
 

@@ -146,8 +146,8 @@ static int cmd_decide(const char *conf, int argc, char **argv, bool dry)
 	const char *door = NULL, *at = NULL;
 	bool json = false;
 	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+d:a:j", opts, NULL)) != -1) {
+	optind = 0; /* 0: full re-initialisation of glibc getopt */
+	while ((c = getopt_long(argc, argv, "d:a:j", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': door = optarg; break;
 		case 'a': at = optarg; break;
@@ -301,8 +301,8 @@ static int cmd_occupancy(const char *conf, int argc, char **argv)
 	const char *site_name = NULL, *date = NULL;
 	bool json = false, names = false;
 	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+s:D:jn", opts, NULL)) != -1) {
+	optind = 0; /* 0: full re-initialisation of glibc getopt */
+	while ((c = getopt_long(argc, argv, "s:D:jn", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': site_name = optarg; break;
 		case 'D': date = optarg; break;

@@ -27,7 +27,7 @@ expect "$out" "alice PAM_SUCCESS
 dave PAM_PERM_DENIED
 nobody PAM_USER_UNKNOWN
 carol PAM_SUCCESS
-x*)(uid=*) PAM_USER_UNKNOWN"
+x*)(uid=* PAM_USER_UNKNOWN"
 
 out=$(drive door --when "$TUE" alice)
 expect "$out" "alice PAM_PERM_DENIED"

@@ -32,8 +32,10 @@ for i in $(seq -w 1 24); do
 	if [ $((10#$i % 2)) -eq 1 ]; then odd="$odd p$i"; else even="$even p$i"; fi
 done
 stream one $odd &
+one=$!
 stream two $even &
-wait
+two=$!
+wait $one $two   # not a bare wait: slapd and syslog-ng are children too
 
 grants=$(cat "$RG_T/one.out" "$RG_T/two.out" | grep -c ' GRANT reason=rota-day' || true)
 fulls=$(cat "$RG_T/one.out" "$RG_T/two.out" | grep -c ' DENY reason=capacity-full' || true)
