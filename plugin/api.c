@@ -46,6 +46,7 @@ struct rg_generation {
 	struct rg_config *cfg;
 	struct rg_audit *audit;
 	struct rg_ledger *ledger;
+	struct rg_snapshot *snap;  /* membership snapshot under ledger.path */
 	struct rg_dir **pool;     /* idle LDAP sessions (one thread uses one at a time) */
 	size_t npool, pool_cap;
 	unsigned refs;            /* protected by the handle's mutex */
@@ -192,6 +193,7 @@ static void generation_free(struct rg_generation *g)
 	free(g->pool);
 	if (g->ledger)
 		rg_ledger_close(g->ledger);
+	rg_snapshot_close(g->snap);
 	rg_audit_free(g->audit);
 	rg_config_free(g->cfg);
 	free(g);
@@ -215,6 +217,9 @@ static struct rg_generation *generation_new(const char *path, char *err, size_t 
 		g->ledger = NULL;
 		goto fail;
 	}
+	g->snap = rg_snapshot_open(g->cfg->ledger.path, err, errlen);
+	if (!g->snap)
+		goto fail;
 	return g;
 fail:
 	generation_free(g);
@@ -453,6 +458,69 @@ static void set_dir_state(struct rotagate *h, struct rg_generation *g, int up, c
 		      kv, sizeof kv / sizeof kv[0]);
 }
 
+/* Keep the snapshot in step with live answers, without a disk write per
+ * lookup: write when the person is new there, their groups changed, or the
+ * stored copy is older than half of offline-max-age (so offline answers stay
+ * reasonably fresh; an older stored time only makes them expire sooner). */
+static void snapshot_write_through(struct rg_generation *g, const struct rg_person *p)
+{
+	char err[256];
+	struct rg_person *old = NULL;
+	int rc = rg_snapshot_get(g->snap, p->principal, &old, err, sizeof err);
+	bool write = rc != 1 || old->ngroups != p->ngroups ||
+		     !same_str(old->dn, p->dn) || !same_str(old->uid, p->uid) ||
+		     p->fetched - old->fetched > (int64_t)g->cfg->directory.offline_max_age / 2;
+	for (size_t i = 0; !write && i < p->ngroups; i++)
+		write = !same_str(old->groups[i], p->groups[i]);
+	rg_person_free(old);
+	if (write)
+		rg_snapshot_put_person(g->snap, p, err, sizeof err);
+}
+
+static void snapshot_forget(struct rg_generation *g, const char *principal)
+{
+	char err[256];
+	struct rg_person *old = NULL;
+	if (rg_snapshot_get(g->snap, principal, &old, err, sizeof err) == 1)
+		rg_snapshot_del(g->snap, principal, err, sizeof err);
+	rg_person_free(old);
+}
+
+/* lookup = snapshot: decisions read only the synced snapshot. */
+static enum lookup_result find_in_snapshot(struct rg_generation *g, const char *principal,
+					   struct rg_person **person, struct rotagate_decision *dec,
+					   bool explain)
+{
+	char err[256] = "";
+	int64_t now = time(NULL), synced = 0;
+	int rc = rg_snapshot_synced_at(g->snap, &synced, err, sizeof err);
+	if (rc != 1) {
+		explain_add(dec, explain, "snapshot: %s\n",
+			    rc == 0 ? "never synced (run rotagatectl sync)" : err);
+		return LK_UNAVAILABLE;
+	}
+	if (now - synced > (int64_t)g->cfg->directory.offline_max_age) {
+		explain_add(dec, explain, "snapshot: last sync %lld s ago, older than offline-max-age (%u s)\n",
+			    (long long)(now - synced), g->cfg->directory.offline_max_age);
+		return LK_UNAVAILABLE;
+	}
+	rc = rg_snapshot_get(g->snap, principal, person, err, sizeof err);
+	if (rc < 0) {
+		explain_add(dec, explain, "snapshot: %s\n", err);
+		return LK_ERROR;
+	}
+	dec->data_age = now - synced;
+	if (rc == 0) {
+		explain_add(dec, explain, "snapshot: no such person (synced %lld s ago)\n",
+			    (long long)dec->data_age);
+		return LK_NOT_FOUND;
+	}
+	explain_add(dec, explain, "snapshot: %s, member of %zu group(s), synced %lld s ago\n",
+		    (*person)->dn ? (*person)->dn : principal, (*person)->ngroups,
+		    (long long)dec->data_age);
+	return LK_OK;
+}
+
 static enum lookup_result find_person(struct rotagate *h, struct rg_generation *g,
 				      const struct rg_site *site, const char *principal,
 				      struct rg_person **person, struct rotagate_decision *dec,
@@ -460,6 +528,9 @@ static enum lookup_result find_person(struct rotagate *h, struct rg_generation *
 {
 	const struct rg_directory_cfg *dc = &g->cfg->directory;
 	int64_t now = time(NULL);
+
+	if (dc->lookup == RG_LOOKUP_SNAPSHOT)
+		return find_in_snapshot(g, principal, person, dec, explain);
 
 	*person = rg_cache_get(h->cache, principal, now, dc->cache_ttl);
 	if (*person) {
@@ -484,6 +555,7 @@ static enum lookup_result find_person(struct rotagate *h, struct rg_generation *
 	case RG_DIR_OK:
 		set_dir_state(h, g, 1, NULL);
 		rg_cache_put(h->cache, *person);
+		snapshot_write_through(g, *person);
 		dec->data_age = 0;
 		explain_add(dec, explain, "directory: %s, member of %zu group(s)\n", (*person)->dn,
 			    (*person)->ngroups);
@@ -491,6 +563,7 @@ static enum lookup_result find_person(struct rotagate *h, struct rg_generation *
 	case RG_DIR_NOT_FOUND:
 		set_dir_state(h, g, 1, NULL);
 		rg_cache_put_negative(h->cache, principal, now);
+		snapshot_forget(g, principal);
 		explain_add(dec, explain, "directory: no such person\n");
 		return LK_NOT_FOUND;
 	case RG_DIR_BAD_INPUT:
@@ -512,7 +585,17 @@ static enum lookup_result find_person(struct rotagate *h, struct rg_generation *
 	}
 	*person = rg_cache_get(h->cache, principal, now, dc->offline_max_age);
 	if (!*person) {
-		explain_add(dec, explain, "cache: no answer younger than offline-max-age (%u s)\n",
+		/* a restarted process still has what an earlier one wrote through */
+		char serr[256];
+		struct rg_person *p = NULL;
+		if (rg_snapshot_get(g->snap, principal, &p, serr, sizeof serr) == 1 &&
+		    now - p->fetched <= (int64_t)dc->offline_max_age)
+			*person = p;
+		else
+			rg_person_free(p);
+	}
+	if (!*person) {
+		explain_add(dec, explain, "offline data: no answer younger than offline-max-age (%u s)\n",
 			    dc->offline_max_age);
 		return LK_UNAVAILABLE;
 	}
@@ -605,12 +688,15 @@ static void decide_in(struct rotagate *h, struct rg_generation *g, const struct 
 
 	struct rg_groups groups = { (const char *const *)person->groups, person->ngroups };
 	struct rg_eval ev;
+	memset(&ev, 0, sizeof ev);
 	size_t used = strnlen(dec->explain, sizeof dec->explain);
 	if (rg_rules_evaluate(site, &groups, when, &ev, explain ? dec->explain + used : NULL,
 			      explain ? sizeof dec->explain - used : 0) != 0) {
-		explain_add(dec, explain, "site %s: time zone '%s' cannot be loaded\n", site->name,
-			    site->timezone ? site->timezone : "(local)");
-		finish(dec, ROTAGATE_ERROR, ROTAGATE_R_CONFIG_ERROR);
+		/* rules explained it: an unloadable zone, or a time out of range */
+		if (ev.reason == ROTAGATE_R_BAD_INPUT)
+			finish(dec, ROTAGATE_DENY, ROTAGATE_R_BAD_INPUT);
+		else
+			finish(dec, ROTAGATE_ERROR, ROTAGATE_R_CONFIG_ERROR);
 		goto out;
 	}
 	rg_cal_format_date(ev.ledger_day, dec->local_date, sizeof dec->local_date);

@@ -5,6 +5,7 @@
  *   rotagatectl [-c CONF] check USER --door DOOR [--at 'YYYY-MM-DD HH:MM'] [--json]
  *   rotagatectl [-c CONF] admit USER --door DOOR [--at 'YYYY-MM-DD HH:MM'] [--json]
  *   rotagatectl [-c CONF] occupancy [--site S] [--date D] [--json] [--names]
+ *   rotagatectl [-c CONF] sync
  *   rotagatectl [-c CONF] ledger prune
  *
  * Exit status: 0 GRANT or success, 1 DENY, 2 error.
@@ -346,6 +347,40 @@ static int cmd_occupancy(const char *conf, int argc, char **argv)
 	return rc;
 }
 
+/* Refresh the membership snapshot from the directory: every member of every
+ * group a rule names, with their groups; replaced atomically. */
+static int cmd_sync(const char *conf)
+{
+	struct rotagate *h;
+	if (open_handle(conf, &h) != 0)
+		return EXIT_ERR;
+	struct rg_api_view v;
+	rg_api_view_get(h, &v);
+	int rc = EXIT_ERR;
+	char err[1024];
+	size_t ngroups = 0, npersons = 0;
+	const char **groups = rg_config_all_groups(v.cfg, &ngroups);
+	struct rg_dir *d = rg_dir_new(&v.cfg->directory);
+	struct rg_snapshot *snap = rg_snapshot_open(v.cfg->ledger.path, err, sizeof err);
+	if (!groups || !d) {
+		fprintf(stderr, "%s: out of memory\n", progname);
+	} else if (!snap) {
+		fprintf(stderr, "%s: %s\n", progname, err);
+	} else if (rg_dir_sync(d, groups, ngroups, snap, &npersons, err, sizeof err) != 0) {
+		fprintf(stderr, "%s: sync failed, snapshot unchanged: %s\n", progname, err);
+	} else {
+		printf("synced %zu person(s) from %zu group(s) into %s/snapshot\n", npersons, ngroups,
+		       v.cfg->ledger.path);
+		rc = EXIT_GRANT;
+	}
+	rg_snapshot_close(snap);
+	rg_dir_free(d);
+	free(groups);
+	rg_api_view_put(h, &v);
+	rotagate_close(h);
+	return rc;
+}
+
 static int cmd_ledger(const char *conf, int argc, char **argv)
 {
 	if (argc != 2 || strcmp(argv[1], "prune") != 0) {
@@ -408,6 +443,8 @@ int main(int argc, char **argv)
 		return cmd_decide(conf, sub_argc, sub_argv, false);
 	if (strcmp(cmd, "occupancy") == 0)
 		return cmd_occupancy(conf, sub_argc, sub_argv);
+	if (strcmp(cmd, "sync") == 0 && sub_argc == 1)
+		return cmd_sync(conf);
 	if (strcmp(cmd, "ledger") == 0)
 		return cmd_ledger(conf, sub_argc, sub_argv);
 	fprintf(stderr, "%s: unknown command or arguments: %s\n", progname, cmd);
