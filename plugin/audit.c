@@ -3,8 +3,9 @@
  * own non-blocking sender for delivery, a flock()ed spool for what could not
  * be delivered.
  *
- * Never evt_log(), evt_openlog(), openlog() or syslog(): those take over the
- * host process's syslog identity (and libevtlog's crash after dlclose).
+ * Never the libevtlog or libc logging calls (evt_log, evt_openlog, openlog,
+ * syslog): they take over the host process's syslog identity, and
+ * libevtlog's crashes the host after dlclose.
  *
  * Ordering: a sink's mutex serialises formatting (the EVTCONTEXT is not
  * thread-safe), seq assignment and sending, so one process's records leave
