@@ -704,6 +704,14 @@ static void decide_in(struct rotagate *h, struct rg_generation *g, const struct 
 	if (!ev.admissible) {
 		*hide_rule = ev.reason == ROTAGATE_R_DENY_GROUP &&
 			     g->cfg->audit.health_reasons == RG_HEALTH_NEUTRAL;
+		/* the day's count, for the door display and the audit trail: a
+		 * read only (no write transaction); on failure it stays 0 */
+		struct rg_day_summary sum;
+		char err[256];
+		if (rg_ledger_day(g->ledger, site->name, ev.ledger_day, false, &sum, err, sizeof err) == 0) {
+			dec->occupancy = sum.count;
+			rg_day_summary_clear(&sum);
+		}
 		finish(dec, ROTAGATE_DENY, ev.reason);
 		goto out;
 	}

@@ -24,25 +24,49 @@ rota team-a: Mon/Wed/Fri   rota team-b: Tue/Thu   exempt: facilities   deny: sel
 Monday 2026-06-01, one door controller process, one PAM transaction per swipe:
 
 TXT
-swipes="07:41 carol side-gate
-07:52 alice main-entrance
-08:03 dave main-entrance
-08:10 frank side-gate
-08:14 bob main-entrance
-08:31 grace main-entrance
-08:40 erin side-gate
-08:47 judy main-entrance
-08:55 mallory side-gate
-09:02 x*)(uid=* main-entrance
-09:20 alice side-gate
-09:45 oscar main-entrance
-10:30 nobody main-entrance"
-while read -r hhmm who door; do
-	when=$(python3 -c 'import sys,datetime,zoneinfo; print(int(datetime.datetime.fromisoformat("2026-06-01 "+sys.argv[1]).replace(tzinfo=zoneinfo.ZoneInfo("Europe/London")).timestamp()))' "$hhmm")
-	res=$("$RG_PAM_DRIVER" "$RG_T/pam.d" door --tty "door:$door" --when "$when" "$who")
-	printf '  %s  %-13s %-10s -> %s\n' "$hhmm" "$door" "$who" "${res##* }"
-done <<<"$swipes"
-
+cat > "$RG_T/morning" <<'TXT'
+07:41 side-gate carol
+07:52 main-entrance alice
+08:03 main-entrance dave
+08:10 side-gate frank
+08:14 main-entrance bob
+08:31 main-entrance grace
+08:40 side-gate erin
+08:47 main-entrance judy
+08:55 side-gate mallory
+09:02 main-entrance x*)(uid=*
+09:20 side-gate alice
+09:45 main-entrance oscar
+10:30 main-entrance nobody
+TXT
+# "UNIXTIME door:NAME USER" lines for the driver: one controller process,
+# one PAM transaction per swipe, the time of each swipe passed in
+python3 - "$RG_T/morning" > "$RG_T/swipes" <<'PY'
+import sys, datetime, zoneinfo
+london = zoneinfo.ZoneInfo("Europe/London")
+for line in open(sys.argv[1]):
+    hhmm, door, user = line.rstrip("\n").split(" ", 2)
+    t = datetime.datetime.fromisoformat("2026-06-01 " + hhmm).replace(tzinfo=london)
+    print(int(t.timestamp()), "door:" + door, user)
+PY
+"$RG_PAM_DRIVER" "$RG_T/pam.d" door --swipes "$RG_T/swipes" > "$RG_T/results"
+rg_syslog_wait_lines "$RG_SYSLOG_JSON" 14 10
+python3 - "$RG_T/morning" "$RG_T/results" "$RG_SYSLOG_JSON" <<'PY'
+import json, sys
+def field(r, k):
+    v = r.get("rotagate")
+    return v.get(k, "") if isinstance(v, dict) else r.get("rotagate." + k, "")
+swipes = [l.rstrip("\n").split(" ", 2) for l in open(sys.argv[1])]
+results = [l.rstrip("\n").rsplit(" ", 1)[1] for l in open(sys.argv[2])]
+recs = [json.loads(l) for l in open(sys.argv[3]) if l.strip()]
+decisions = [r for r in recs if field(r, "event").startswith("access.")]
+print("  time  door          user       PAM result             decision")
+for (hhmm, door, user), pam, r in zip(swipes, results, decisions):
+    dec = "%s %s" % (field(r, "verdict"), field(r, "reason"))
+    if field(r, "site"):
+        dec += " occupancy=%s/%s" % (field(r, "occupancy"), field(r, "capacity"))
+    print("  %s %-13s %-10s %-22s %s" % (hhmm, door, user, pam, dec))
+PY
 echo
 echo "What rotagatectl says about the day:"
 "$RG_CTL" -c "$CONF" occupancy --site hq --date 2026-06-01 --names | sed 's/^/  /'
@@ -50,7 +74,7 @@ echo
 echo "Why was erin turned away? (rotagatectl check, a dry run that reserves nothing)"
 "$RG_CTL" -c "$CONF" check erin --door side-gate --at "2026-06-01 08:40" | sed 's/^/  /' || true
 echo
-rg_syslog_wait_lines "$RG_SYSLOG_JSON" 14 10 || true
+rg_syslog_wait_lines "$RG_SYSLOG_JSON" 17 10 || true
 echo "Audit records received by syslog-ng ($RG_SYSLOG_JSON), parsed into fields:"
 python3 - "$RG_SYSLOG_JSON" <<'PY'
 import json, sys
