@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -69,6 +70,7 @@ struct rotagate {
 	bool have_rejected;
 	struct rg_cache *cache;
 	int dir_state;               /* 1 up, 0 down, -1 unknown */
+	pid_t pid;                   /* process the generation's resources belong to */
 };
 
 /* ------------------------------------------------------------------ */
@@ -184,7 +186,10 @@ static bool file_id_eq(const struct rg_file_id *a, const struct rg_file_id *b)
 /* ------------------------------------------------------------------ */
 /* generations                                                         */
 
-static void generation_free(struct rg_generation *g)
+/* flush_ms: how long the audit sink may try to deliver its spool first; a
+ * request that happens to drop the last reference after a reload must not
+ * wait for that, only an explicit close does. */
+static void generation_free(struct rg_generation *g, int flush_ms)
 {
 	if (!g)
 		return;
@@ -194,7 +199,7 @@ static void generation_free(struct rg_generation *g)
 	if (g->ledger)
 		rg_ledger_close(g->ledger);
 	rg_snapshot_close(g->snap);
-	rg_audit_free(g->audit);
+	rg_audit_free_wait(g->audit, flush_ms);
 	rg_config_free(g->cfg);
 	free(g);
 }
@@ -222,7 +227,7 @@ static struct rg_generation *generation_new(const char *path, char *err, size_t 
 		goto fail;
 	return g;
 fail:
-	generation_free(g);
+	generation_free(g, 0);
 	return NULL;
 }
 
@@ -241,7 +246,7 @@ static void generation_put(struct rotagate *h, struct rg_generation *g)
 	bool last = --g->refs == 0;
 	pthread_mutex_unlock(&h->lock);
 	if (last)
-		generation_free(g);
+		generation_free(g, 0);
 }
 
 static struct rg_dir *dir_checkout(struct rotagate *h, struct rg_generation *g)
@@ -301,6 +306,45 @@ static bool same_directory(const struct rg_directory_cfg *a, const struct rg_dir
 	       same_str(a->user_filter, b->user_filter) &&
 	       same_str(a->badge_attribute, b->badge_attribute) && a->membership == b->membership &&
 	       a->nested_groups == b->nested_groups;
+}
+
+/* After fork() the child must not touch what the parent's generation holds:
+ * pooled LDAP connections (both would read each other's replies), the LMDB
+ * environments (LMDB forbids use after fork) and the audit socket.  The
+ * child abandons that generation without closing anything (closing would
+ * disturb the parent) and builds its own from the file.  On failure it
+ * keeps no generation usable: decisions are errors until a rebuild works. */
+static bool ensure_own_process(struct rotagate *h)
+{
+	pid_t me = getpid();
+	pthread_mutex_lock(&h->lock);
+	bool mine = h->pid == me;
+	pthread_mutex_unlock(&h->lock);
+	if (mine)
+		return true;
+
+	pthread_mutex_lock(&h->reload_lock);
+	bool ok = true;
+	if (h->pid != me) {
+		char err[1024] = "";
+		struct rg_generation *fresh = generation_new(h->conf_path, err, sizeof err);
+		if (!fresh) {
+			ok = false;
+		} else {
+			struct rg_file_id id;
+			if (file_id_of(h->conf_path, &id) != 0)
+				memset(&id, 0, sizeof id);
+			pthread_mutex_lock(&h->lock);
+			h->gen = fresh; /* the parent's generation is deliberately leaked */
+			h->applied = id;
+			h->have_rejected = false;
+			h->dir_state = -1;
+			h->pid = me;
+			pthread_mutex_unlock(&h->lock);
+		}
+	}
+	pthread_mutex_unlock(&h->reload_lock);
+	return ok;
 }
 
 /* Cheap per-decision check: stat the file; parse only when it changed and
@@ -384,6 +428,7 @@ RG_EXPORT int rotagate_open(const char *conf_path, struct rotagate **out, char *
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_init(&h->reload_lock, NULL);
 	h->dir_state = -1;
+	h->pid = getpid();
 	if (file_id_of(conf_path, &h->applied) != 0) {
 		snprintf(errbuf, errlen, "%s: %s", conf_path, strerror(errno));
 		goto fail_locks;
@@ -411,7 +456,11 @@ RG_EXPORT void rotagate_close(struct rotagate *h)
 {
 	if (!h)
 		return;
-	generation_put(h, h->gen);
+	pthread_mutex_lock(&h->lock);
+	bool last = --h->gen->refs == 0;
+	pthread_mutex_unlock(&h->lock);
+	if (last)
+		generation_free(h->gen, 1000); /* give the spool a last chance */
 	rg_cache_free(h->cache);
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->reload_lock);
@@ -521,10 +570,19 @@ static enum lookup_result find_in_snapshot(struct rg_generation *g, const char *
 	return LK_OK;
 }
 
+static bool generation_is_current(struct rotagate *h, struct rg_generation *g)
+{
+	pthread_mutex_lock(&h->lock);
+	bool current = h->gen == g;
+	pthread_mutex_unlock(&h->lock);
+	return current;
+}
+
+/* dry: a dry run changes nothing anywhere, not even the caches */
 static enum lookup_result find_person(struct rotagate *h, struct rg_generation *g,
 				      const struct rg_site *site, const char *principal,
 				      struct rg_person **person, struct rotagate_decision *dec,
-				      bool explain)
+				      bool explain, bool dry)
 {
 	const struct rg_directory_cfg *dc = &g->cfg->directory;
 	int64_t now = time(NULL);
@@ -554,16 +612,21 @@ static enum lookup_result find_person(struct rotagate *h, struct rg_generation *
 	switch (st) {
 	case RG_DIR_OK:
 		set_dir_state(h, g, 1, NULL);
-		rg_cache_put(h->cache, *person);
-		snapshot_write_through(g, *person);
+		if (generation_is_current(h, g) && !dry) {
+			/* an answer from a replaced directory config is not kept */
+			rg_cache_put(h->cache, *person);
+			snapshot_write_through(g, *person);
+		}
 		dec->data_age = 0;
 		explain_add(dec, explain, "directory: %s, member of %zu group(s)\n", (*person)->dn,
 			    (*person)->ngroups);
 		return LK_OK;
 	case RG_DIR_NOT_FOUND:
 		set_dir_state(h, g, 1, NULL);
-		rg_cache_put_negative(h->cache, principal, now);
-		snapshot_forget(g, principal);
+		if (generation_is_current(h, g) && !dry) {
+			rg_cache_put_negative(h->cache, principal, now);
+			snapshot_forget(g, principal);
+		}
 		explain_add(dec, explain, "directory: no such person\n");
 		return LK_NOT_FOUND;
 	case RG_DIR_BAD_INPUT:
@@ -574,8 +637,11 @@ static enum lookup_result find_person(struct rotagate *h, struct rg_generation *
 		break;
 	case RG_DIR_ERROR:
 	default:
-		set_dir_state(h, g, 0, err);
-		break;
+		/* the directory answered, but not usably (ambiguous person,
+		 * incomplete answer, refused bind): not an outage, so no
+		 * offline data may decide in its place */
+		explain_add(dec, explain, "directory: error: %s\n", err);
+		return LK_ERROR;
 	}
 
 	explain_add(dec, explain, "directory: unavailable: %s\n", err);
@@ -615,8 +681,9 @@ static void finish(struct rotagate_decision *dec, enum rotagate_verdict v, enum 
 	dec->reason = r;
 }
 
-static void audit_decision(struct rg_generation *g, const struct rotagate_request *req,
-			   const struct rotagate_decision *dec, bool deny_rule_hidden, int64_t when)
+/* Returns what rg_audit_emit returned: 0 delivered, 1 spooled, -1 lost. */
+static int audit_decision(struct rg_generation *g, const struct rotagate_request *req,
+			  const struct rotagate_decision *dec, int64_t when)
 {
 	char occ[16], cap[16], deg[4], age[24], lat[24], at[40];
 	snprintf(occ, sizeof occ, "%u", dec->occupancy);
@@ -626,8 +693,10 @@ static void audit_decision(struct rg_generation *g, const struct rotagate_reques
 	snprintf(lat, sizeof lat, "%lld", (long long)dec->latency_us);
 	struct tm tm;
 	time_t t = (time_t)when;
-	gmtime_r(&t, &tm);
-	strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (gmtime_r(&t, &tm))
+		strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		snprintf(at, sizeof at, "@%lld", (long long)when);
 
 	const char *event = dec->verdict == ROTAGATE_GRANT ? "access.granted"
 			    : dec->verdict == ROTAGATE_DENY ? "access.denied"
@@ -640,7 +709,7 @@ static void audit_decision(struct rg_generation *g, const struct rotagate_reques
 		{ "user", req && req->principal ? req->principal : "" },
 		{ "door", req && req->door ? req->door : "" },
 		{ "site", dec->site },
-		{ "rule", deny_rule_hidden ? "" : dec->rule },
+		{ "rule", dec->rule },
 		{ "verdict", rotagate_verdict_name(dec->verdict) },
 		{ "reason", rotagate_reason_name(dec->reason) },
 		{ "occupancy", occ },
@@ -652,7 +721,7 @@ static void audit_decision(struct rg_generation *g, const struct rotagate_reques
 		{ "date", dec->local_date },
 		{ "dry_run", req && (req->flags & ROTAGATE_DRY_RUN) ? "1" : "0" },
 	};
-	rg_audit_emit(g->audit, sev, event, kv, sizeof kv / sizeof kv[0]);
+	return rg_audit_emit(g->audit, sev, event, kv, sizeof kv / sizeof kv[0]);
 }
 
 static void decide_in(struct rotagate *h, struct rg_generation *g, const struct rotagate_request *req,
@@ -677,7 +746,7 @@ static void decide_in(struct rotagate *h, struct rg_generation *g, const struct 
 	dec->capacity = site->capacity;
 
 	struct rg_person *person = NULL;
-	switch (find_person(h, g, site, req->principal, &person, dec, explain)) {
+	switch (find_person(h, g, site, req->principal, &person, dec, explain, dry)) {
 	case LK_OK: break;
 	case LK_NOT_FOUND: finish(dec, ROTAGATE_DENY, ROTAGATE_R_UNKNOWN_PERSON); return;
 	case LK_BAD_INPUT: finish(dec, ROTAGATE_DENY, ROTAGATE_R_BAD_INPUT); return;
@@ -705,10 +774,12 @@ static void decide_in(struct rotagate *h, struct rg_generation *g, const struct 
 		*hide_rule = ev.reason == ROTAGATE_R_DENY_GROUP &&
 			     g->cfg->audit.health_reasons == RG_HEALTH_NEUTRAL;
 		/* the day's count, for the door display and the audit trail: a
-		 * read only (no write transaction); on failure it stays 0 */
+		 * local read (no write transaction); 0 when it would cost a
+		 * network round trip (ldap backend) or fails */
 		struct rg_day_summary sum;
 		char err[256];
-		if (rg_ledger_day(g->ledger, site->name, ev.ledger_day, false, &sum, err, sizeof err) == 0) {
+		if (strcmp(rg_ledger_backend_name(g->ledger), "lmdb") == 0 && /* no round trip */
+		    rg_ledger_day(g->ledger, site->name, ev.ledger_day, false, &sum, err, sizeof err) == 0) {
 			dec->occupancy = sum.count;
 			rg_day_summary_clear(&sum);
 		}
@@ -775,6 +846,8 @@ RG_EXPORT enum rotagate_verdict rotagate_decide(struct rotagate *h, const struct
 	if (!h || !req)
 		return dec->verdict;
 
+	if (!ensure_own_process(h))
+		return dec->verdict; /* ERROR internal-error: nothing usable in this process */
 	maybe_reload(h);
 	struct rg_generation *g = generation_get(h);
 	copy_str(dec->config_sha, sizeof dec->config_sha, g->cfg->sha);
@@ -782,9 +855,16 @@ RG_EXPORT enum rotagate_verdict rotagate_decide(struct rotagate *h, const struct
 	bool hide_rule = false;
 
 	decide_in(h, g, req, dec, when, &hide_rule);
+	if (hide_rule)
+		dec->rule[0] = '\0'; /* neutral health reasons: not even the door display */
 
 	dec->latency_us = now_monotonic_us() - t0;
-	audit_decision(g, req, dec, hide_rule, when);
+	if (audit_decision(g, req, dec, when) < 0 && g->cfg->audit.spool &&
+	    dec->verdict == ROTAGATE_GRANT) {
+		/* neither delivered nor spooled: no entry without a record.  A
+		 * place taken by this request counts as a re-entry later. */
+		finish(dec, ROTAGATE_ERROR, ROTAGATE_R_INTERNAL_ERROR);
+	}
 	generation_put(h, g);
 	return dec->verdict;
 }

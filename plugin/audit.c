@@ -1106,10 +1106,15 @@ fail:
 
 void rg_audit_free(struct rg_audit *a)
 {
+	rg_audit_free_wait(a, 1000);
+}
+
+void rg_audit_free_wait(struct rg_audit *a, int flush_ms)
+{
 	if (!a)
 		return;
-	if (a->ctx && rg_audit_spool_pending(a))
-		rg_audit_flush(a, 1000);
+	if (a->ctx && flush_ms > 0 && rg_audit_spool_pending(a))
+		rg_audit_flush(a, flush_ms);
 	rg_audit_disconnect(a);
 	rg_audit_spool_close(a);
 	if (a->ctx)

@@ -43,6 +43,11 @@ struct rg_audit;
 struct rg_audit *rg_audit_new(const struct rg_audit_cfg *cfg, char *err, size_t errlen);
 void rg_audit_free(struct rg_audit *a);
 
+/* Free, first trying for at most flush_ms to deliver what the spool holds
+ * (rg_audit_free waits up to 1 s).  0: no wait; the spool is persistent and
+ * the next sink on the same spool replays it. */
+void rg_audit_free_wait(struct rg_audit *a, int flush_ms);
+
 /* Build and deliver one record.  `severity` is a syslog level (LOG_INFO ...).
  * The sink adds seq and pid.  Returns 0 when delivered, 1 when spooled, -1 when lost. */
 int rg_audit_emit(struct rg_audit *a, int severity, const char *event, const struct rg_kv *fields,

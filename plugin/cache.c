@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -279,6 +280,7 @@ struct rg_snapshot {
 	MDB_env *env;
 	MDB_dbi persons, meta;
 	unsigned refs;
+	pid_t pid;           /* LMDB environments must not be used across fork() */
 	struct rg_snapshot *next;
 };
 
@@ -303,6 +305,8 @@ static struct rg_snapshot *snapshot_create(const char *path, char *err, size_t l
 	MDB_txn *txn = NULL;
 	int rc;
 
+	if (s != NULL)
+		s->pid = getpid();
 	if (s == NULL || (s->path = strdup(path)) == NULL) {
 		seterr(err, len, "out of memory");
 		goto fail;
@@ -353,7 +357,7 @@ struct rg_snapshot *rg_snapshot_open(const char *dir, char *err, size_t errlen)
 	}
 	pthread_mutex_lock(&snapshots_lock);
 	for (s = snapshots; s != NULL; s = s->next)
-		if (strcmp(s->path, real) == 0)
+		if (s->pid == getpid() && strcmp(s->path, real) == 0)
 			break;
 	if (s != NULL) {
 		s->refs++;

@@ -1583,14 +1583,19 @@ static int load_text(const char *name, const char *path, const char *text, size_
 		if (prc != CFG_SUCCESS && !c.failed)
 			fail_at(&c, sc.last_line, "cannot parse the file");
 	}
+	/* the getters in build() may report through the global error function */
+	bool built = false;
+	if (root && !c.failed) {
+		parse_ctx = &c;
+		built = check_repeats(&c, &sc.root) == 0 && build(&c, root, cfg) == 0;
+		parse_ctx = NULL;
+	}
 	pthread_mutex_unlock(&parse_lock);
 	if (!root) {
 		fail_oom(&c);
 		goto out;
 	}
-	if (c.failed)
-		goto out;
-	if (check_repeats(&c, &sc.root) != 0 || build(&c, root, cfg) != 0)
+	if (!built)
 		goto out;
 	*out = cfg;
 	cfg = NULL;

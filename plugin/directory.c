@@ -934,6 +934,14 @@ static int search(struct rg_dir *d, const char *base, int scope, const char *fil
 		ldap_msgfree(r);
 		return rc;
 	}
+	/* referrals are not chased, so a continuation reference means part of
+	 * the answer is elsewhere: an incomplete group list must never decide */
+	if (ldap_count_references(d->ld, r) > 0) {
+		seterr(err, len, "search %.120s under %.120s: the answer is incomplete "
+				 "(continuation references are not followed)", filter, base);
+		ldap_msgfree(r);
+		return LDAP_REFERRAL;
+	}
 	*res = r;
 	return LDAP_SUCCESS;
 }

@@ -377,6 +377,12 @@ static bool site_closed_on(const struct rg_site *site, int32_t day)
 	return false;
 }
 
+/* Is `lt` in the after-midnight part of a night shift that started the day before? */
+static bool from_previous_day(const struct rg_rota *r, const struct rg_localtime *lt)
+{
+	return r->hours_from >= 0 && r->hours_to <= r->hours_from && lt->minute < r->hours_to;
+}
+
 static void explain_header(struct sb *ex, const struct rg_site *site, const struct rg_localtime *lt)
 {
 	char d[16], hm[8], zone[128], off[24];
@@ -484,6 +490,12 @@ int rg_rules_evaluate(const struct rg_site *site, const struct rg_groups *groups
 		}
 		sb_add(&ex, "rota '%s': member; ", nz(r->name));
 		res = rota_explain(r, &out->local, &ex);
+		if (res == ROTAGATE_R_ROTA_DAY && from_previous_day(r, &out->local) &&
+		    site_closed_on(site, out->local.day - 1)) {
+			/* a closure covers the whole shift that starts on that day */
+			sb_add(&ex, "; but that shift starts on a closed day -> no match");
+			res = ROTAGATE_R_NOT_ON_ROTA_TODAY;
+		}
 		sb_add(&ex, "\n");
 		if (res == ROTAGATE_R_ROTA_DAY) {
 			conclude(out, ROTAGATE_R_ROTA_DAY, r->name, &ex);

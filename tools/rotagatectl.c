@@ -129,7 +129,9 @@ static int resolve_at(struct rotagate *h, const char *door, const char *at, int6
 	rg_api_view_get(h, &v);
 	const struct rg_site *site = door ? rg_config_site_for_door(v.cfg, door) : NULL;
 	char err[256];
-	int rc = rg_cal_parse_local(site ? site->timezone : NULL, at, when, err, sizeof err);
+	/* a door of no site is refused anyway; read the time in UTC then, so the
+	 * answer (unknown-door) never depends on the machine's zone */
+	int rc = rg_cal_parse_local(site ? site->timezone : "UTC", at, when, err, sizeof err);
 	if (rc != 0)
 		fprintf(stderr, "%s: --at: %s\n", progname, err);
 	rg_api_view_put(h, &v);

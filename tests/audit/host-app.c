@@ -4,12 +4,13 @@
  *   host-app MODULE CONF TAG USER:DOOR:WHEN...
  *
  * Like a real controller it has its own syslog identity: openlog("door-controller",
- * LOG_PID, LOG_LOCAL3).  It syslog()s "TAG before", dlopen()s MODULE (RTLD_LOCAL),
- * takes rotagate_plugin_v1(), opens CONF, decides each USER:DOOR:WHEN (WHEN in Unix
- * seconds), closes the handle, dlclose()s the module and then syslog()s
- * "TAG after 1" .. "TAG after 3" (from the main thread and from a new thread), so a
+ * LOG_PID, LOG_LOCAL3).  It syslog()s "host.before; tag='TAG'", dlopen()s MODULE
+ * (RTLD_LOCAL), takes rotagate_plugin_v1(), opens CONF, decides each USER:DOOR:WHEN
+ * (WHEN in Unix seconds), closes the handle, dlclose()s the module and then syslog()s
+ * "host.after; tag='TAG', n='1'" .. n='3' (main thread, then a new thread), so a
  * host whose ident or facility the module had changed, or whose ident pointed into
- * unloaded memory, shows it.
+ * unloaded memory, shows it.  (The lines have the "EVENT; key='value'" shape so that
+ * the test's syslog-ng, built from the shipped include, parses and stores them too.)
  *
  * stdout, one line each: "pid PID", "decision USER DOOR VERDICT REASON" per request,
  * "mapped-after-dlclose 0|1" (1 by design: the module is linked -z nodelete),
@@ -32,7 +33,7 @@ static const char *tag;
 static void *log_from_thread(void *arg)
 {
 	(void)arg;
-	syslog(LOG_INFO, "%s after 3", tag);
+	syslog(LOG_INFO, "host.after; tag='%s', n='3'", tag);
 	return NULL;
 }
 
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
 	printf("pid %ld\n", (long)getpid());
 
 	openlog("door-controller", LOG_PID, LOG_LOCAL3);
-	syslog(LOG_INFO, "%s before", tag);
+	syslog(LOG_INFO, "host.before; tag='%s'", tag);
 
 	void *dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
 	if (!dl) {
@@ -108,8 +109,8 @@ int main(int argc, char **argv)
 		dlclose(still);
 
 	/* the host keeps logging with its own identity */
-	syslog(LOG_INFO, "%s after 1", tag);
-	syslog(LOG_INFO, "%s after 2", tag);
+	syslog(LOG_INFO, "host.after; tag='%s', n='1'", tag);
+	syslog(LOG_INFO, "host.after; tag='%s', n='2'", tag);
 	pthread_t t;
 	if (pthread_create(&t, NULL, log_from_thread, NULL) != 0 || pthread_join(t, NULL) != 0) {
 		fprintf(stderr, "host-app: pthread\n");

@@ -57,7 +57,8 @@ sed 's|^  target = .*|  target = "syslog"|' "$CONF1" >"$CONF2"
 grep -q '^  target = "syslog"$' "$CONF2" || rg_fail "could not set audit.target = syslog"
 AUDIT_JSON=$RG_SYSLOG_JSON
 
-# the host's syslog: a second syslog-ng whose JSON file keeps program door-controller;
+# the host's syslog: a second syslog-ng whose JSON file keeps program door-controller
+# (host-app's lines have the "EVENT; key='value'" shape the include parses);
 # /dev/log is its plain rfc3164 socket, like a distribution's /dev/log source
 RG_SYSLOG_IDENT=door-controller rg_syslog_start "$RG_T/hostlog" || rg_fail "host syslog-ng did not start"
 HOST_SOCK=$RG_SYSLOG_PLAIN
@@ -65,9 +66,10 @@ HOST_JSON=$RG_SYSLOG_JSON
 HOST_RAW=$RG_SYSLOG_RAW
 hi_cleanup() {
 	rc=$?
-	rg_syslog_stop "$RG_T/hostlog" >/dev/null 2>&1 || true
+	set +e # (exit $rc) below must not end the shell before rg__cleanup runs
+	rg_syslog_stop "$RG_T/hostlog" >/dev/null 2>&1
 	(exit $rc)
-	rg__cleanup
+	rg__cleanup # stops slapd and the audit syslog-ng, keeps $RG_T on failure
 }
 trap hi_cleanup EXIT
 
@@ -91,10 +93,11 @@ mount --bind "$sock" /dev/log
 exec "$@"'
 
 run_host() { # TAG CONF REQUEST...
-	_tag=$1
+	_tag=$1 _conf=$2
+	shift 2
 	set +e
 	$NS sh -c "$NS_SETUP" sh "$HOST_SOCK" "$RG_T/realdev-$_tag" \
-		"$HOST_APP" "$RG_MODULE" "$2" "$@" >"$RG_T/$_tag.out" 2>"$RG_T/$_tag.err"
+		"$HOST_APP" "$RG_MODULE" "$_conf" "$_tag" "$@" >"$RG_T/$_tag.out" 2>"$RG_T/$_tag.err"
 	_rc=$?
 	set -e
 	if [ $_rc != 0 ] || [ "$(tail -n1 "$RG_T/$_tag.out")" != done ]; then
@@ -115,9 +118,10 @@ echo "# run 2: audit.target = syslog (/dev/log, shared with the host)"
 run_host run2 "$CONF2" carol:main-entrance:$MON frank:side-gate:$MON
 
 # host lines: 4 per run; rotagate records: config.loaded + 5 decisions (run 1)
-rg_syslog_wait_lines "$HOST_JSON" 8 10 || rg_fail "the host's lines did not all reach its syslog as door-controller"
-rg_syslog_wait_lines "$AUDIT_JSON" 6 10 || rg_fail "rotagate's records (run 1) did not arrive"
-rg_syslog_wait_lines "$HOST_RAW" 11 10 || rg_fail "rotagate's records (run 2) did not reach /dev/log"
+# (a shortfall is not fatal here: the checks below say what is missing)
+rg_syslog_wait_lines "$HOST_JSON" 8 10 || true
+rg_syslog_wait_lines "$AUDIT_JSON" 6 10 || true
+rg_syslog_wait_lines "$HOST_RAW" 11 10 || true
 sleep 0.3 # anything extra (a stray record) would arrive now
 
 python3 - "$RG_T" "$HOST_JSON" "$HOST_RAW" "$AUDIT_JSON" <<'EOF'
@@ -142,7 +146,7 @@ def host_out(tag):
     return pid, decisions
 
 runs = {tag: host_out(tag) for tag in ("run1", "run2")}
-want_msgs = ["before", "after 1", "after 2", "after 3"]
+want_msgs = [("host.before", None), ("host.after", "1"), ("host.after", "2"), ("host.after", "3")]
 want = {
     "run1": [("alice", "GRANT", "rota-day"), ("bob", "DENY", "not-on-rota-today"),
              ("dave", "DENY", "deny-group"), ("nobody", "DENY", "unknown-person"),
@@ -157,8 +161,8 @@ for tag, (pid, decs) in runs.items():
 # 1. the host's own lines, parsed by the host's syslog-ng (program door-controller)
 host = [json.loads(l) for l in open(host_json)]
 for tag, (pid, _) in runs.items():
-    mine = [r for r in host if r.get("MESSAGE", "").startswith(tag + " ")]
-    msgs = [r["MESSAGE"][len(tag) + 1:] for r in mine]
+    mine = [r for r in host if r.get("rotagate", {}).get("tag") == tag]
+    msgs = [(r["rotagate"].get("event"), r["rotagate"].get("n")) for r in mine]
     if msgs != want_msgs:
         err("%s: host lines at the host's syslog: %s, expected %s" % (tag, msgs, want_msgs))
     for r in mine:
@@ -195,7 +199,8 @@ if raw_rg["run1"]:
 events2 = [ev for ev, _ in raw_rg["run2"]]
 if events2 != ["config.loaded", "access.granted", "access.granted"]:
     err("run2: rotagate records at /dev/log: %s" % events2)
-for (ev, msg), (user, verdict, reason) in zip(raw_rg["run2"][1:], want["run2"]):
+access2 = [x for x in raw_rg["run2"] if x[0].startswith("access.")]
+for (ev, msg), (user, verdict, reason) in zip(access2, want["run2"]):
     for kv in ("user='%s'" % user, "verdict='%s'" % verdict, "reason='%s'" % reason,
                "pid='%s'" % runs["run2"][0]):
         if kv not in msg:
@@ -226,7 +231,9 @@ for r, d in zip(recs[1:], decs1):
     at = "2026-06-01T08:55:00Z" if d["door"] == "side-gate" and d["user"] == "alice" \
         else "2026-06-01T07:55:00Z"
     exp = {"user": d["user"], "door": d["door"], "verdict": d["verdict"], "reason": d["reason"],
-           "site": "hq", "at": at, "date": "2026-06-01", "dry_run": "0", "capacity": "400"}
+           "site": "hq", "at": at, "dry_run": "0", "capacity": "400",
+           # no site-local date is worked out for a person the directory lacks
+           "date": "" if d["reason"] == "unknown-person" else "2026-06-01"}
     bad = {k: (f.get(k), v) for k, v in exp.items() if f.get(k) != v}
     if bad:
         err("run1: record for %s: (got, expected) %s" % (d["user"], bad))

@@ -155,7 +155,7 @@ lacks() {
 # count SITE DATE : admissions in the ledger
 count() {
 	rg_expect_exit 0 rg_ctl -c "$CONF" occupancy --site "$1" --date "$2" --json
-	printf '%s' "$RG_OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["count"])'
+	printf '%s\n' "$RG_OUT" | sed -n 's/^ *"count": *\([0-9][0-9]*\),*$/\1/p'
 }
 stderr_has() {
 	grep -Fq -- "$1" "$RG_T/last.err" || { cat "$RG_T/last.err" >&2; rg_fail "stderr lacks: $1"; }
@@ -301,7 +301,9 @@ explains "exempt 'estates': member -> any day, any hour, reserved places too" \
 
 echo "# deny rule beats the rota (dave: team-a and self-isolating, on a team-a day)"
 check 1 dave main-entrance "2026-06-08 10:00"
-rg_expect_line '^DENY reason=deny-group site=hq rule=isolating '
+# health-reasons = neutral (the default): the decision line does not name
+# the deny rule; only the operator's explanation does
+rg_expect_line '^DENY reason=deny-group site=hq occupancy='
 explains "deny 'isolating': member -> denied whatever else applies" \
 	"result: DENY deny-group (rule 'isolating')"
 lacks "rota 'team-a'" "exempt 'estates'"
@@ -320,7 +322,7 @@ rg_expect_line '^GRANT reason=exempt site=hq rule=estates occupancy=2/3$'
 explains "ledger: a place is free (dry run), 2/3 on 2026-06-08 (exempt: reserved places usable)"
 # many dry runs, granted and refused, change nothing
 before=$(rg_ctl -c "$CONF" occupancy --site hq --date 2026-06-08 --json --names)
-for i in 1 2 3 4 5; do
+for i in 1 2 3; do
 	for u in carol grace judy mallory bob heidi; do
 		set +e; rg_ctl -c "$CONF" check "$u" --door side-gate --at "2026-06-08 1$i:00" >/dev/null 2>&1
 		rc=$?; set -e

@@ -38,6 +38,7 @@
 #define G_EARLY "cn=early,ou=groups,dc=example,dc=org"
 #define G_EVERY "cn=everyday,ou=groups,dc=example,dc=org"
 #define G_MONDAY "cn=mondays,ou=groups,dc=example,dc=org"
+#define G_WKND "cn=weekend-nights,ou=groups,dc=example,dc=org"
 #define G_ESTATES "cn=facilities,ou=groups,dc=example,dc=org"
 #define G_ISOLATING "cn=self-isolating,ou=groups,dc=example,dc=org"
 #define G_NONE "cn=canteen,ou=groups,dc=example,dc=org"
@@ -111,6 +112,7 @@ static void build_site(const char *tz)
 	rotas[n++] = rota("early", G_EARLY, SUN, 1, 1, M("00:00"), M("02:00"), OPEN, OPEN);
 	rotas[n++] = rota("everyday", G_EVERY, ALLDAYS, 1, 1, ALL_DAY, OPEN, OPEN);
 	rotas[n++] = rota("mondays", G_MONDAY, MON, 1, 1, ALL_DAY, OPEN, OPEN);
+	rotas[n++] = rota("weekend-nights", G_WKND, FRI | SAT, 1, 1, M("22:00"), M("06:00"), OPEN, OPEN);
 	ck_assert_uint_le(n, sizeof(rotas) / sizeof(rotas[0]));
 
 	exempts[0] = (struct rg_group_rule){ .name = "estates", .group = G_ESTATES };
@@ -382,6 +384,21 @@ static const struct swipe precedence_rows[] = {
 	{ NULL, { "cn=self-isolating,ou=groups,dc=example,dc=com" }, "2026-06-22 10:00+01:00", NOT_TODAY,
 	  NULL, NULL },
 };
+
+/* a closure covers the whole night shift that starts on the closed day
+ * (2026-12-25 and 26 are closed; the shift of Sat 19 is an ordinary one) */
+static const struct swipe closed_night_rows[] = {
+	{ NULL, { G_WKND }, "2026-12-20 01:00+00:00", ROTA, "weekend-nights", "2026-12-20" },
+	{ NULL, { G_WKND }, "2026-12-26 23:00+00:00", CLOSED, NULL, NULL },
+	{ NULL, { G_WKND }, "2026-12-27 01:00+00:00", NOT_TODAY, NULL, "2026-12-27" },
+	{ NULL, { G_WKND, G_ESTATES }, "2026-12-27 01:00+00:00", EXEMPT, "estates", NULL },
+};
+
+START_TEST(test_night_shift_starting_on_a_closed_day_is_closed_after_midnight_too)
+{
+	check_swipe(&closed_night_rows[_i]);
+}
+END_TEST
 
 START_TEST(test_deny_beats_exempt_beats_closure_beats_rota)
 {
@@ -676,6 +693,8 @@ static Suite *rules_suite(void)
 
 	tcase_add_checked_fixture(tc, setup_london, NULL);
 	tcase_add_loop_test(tc, test_week_cycles_alternate_across_iso_week_53, 0, N(cycle_rows));
+	tcase_add_loop_test(tc, test_night_shift_starting_on_a_closed_day_is_closed_after_midnight_too, 0,
+			    N(closed_night_rows));
 	tcase_add_loop_test(tc, test_london_dst_changes_count_on_the_local_day_and_minute, 0, N(dst_rows));
 	tcase_add_loop_test(tc, test_dst_instants_localize_for_the_rules, 0, N(dst_instants));
 	tcase_add_loop_test(tc, test_night_shift_runs_from_a_rota_day_into_the_next_morning, 0,
