@@ -863,6 +863,9 @@ RG_EXPORT enum rotagate_verdict rotagate_decide(struct rotagate *h, const struct
 	    dec->verdict == ROTAGATE_GRANT) {
 		/* neither delivered nor spooled: no entry without a record.  A
 		 * place taken by this request counts as a re-entry later. */
+		char aerr[256] = "";
+		rg_audit_last_error(g->audit, aerr, sizeof aerr);
+		explain_add(dec, req->flags & ROTAGATE_EXPLAIN, "audit: record lost (%s): refused\n", aerr);
 		finish(dec, ROTAGATE_ERROR, ROTAGATE_R_INTERNAL_ERROR);
 	}
 	generation_put(h, g);
