@@ -63,6 +63,9 @@ static cfg_opt_t ledger_opts[] = {
 	CFG_STR("backend", "lmdb", CFGF_NONE),
 	CFG_STR("path", "/var/lib/rotagate", CFGF_NONE),
 	CFG_STR("ldap-base", NULL, CFGF_NONE),
+	CFG_STR("uri", NULL, CFGF_NONE),
+	CFG_STR("bind-dn", NULL, CFGF_NONE),
+	CFG_STR("bind-password-file", NULL, CFGF_NONE),
 	CFG_INT("retain-days", 400, CFGF_NONE),
 	CFG_INT("map-size", 64, CFGF_NONE),
 	CFG_END()
@@ -905,6 +908,17 @@ out:
 	return rc;
 }
 
+void rg_config_ledger_connection(const struct rg_config *cfg, struct rg_directory_cfg *out)
+{
+	*out = cfg->directory;
+	if (cfg->ledger.uri)
+		out->uri = cfg->ledger.uri;
+	if (cfg->ledger.bind_dn) {
+		out->bind_dn = cfg->ledger.bind_dn;
+		out->bind_password_file = cfg->ledger.bind_password_file;
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* building the struct                                                 */
 
@@ -962,6 +976,57 @@ static bool attr_ok(const char *a)
 	return true;
 }
 
+/* A list of LDAP URIs (spaces or commas between them); `none` is the
+ * message when it names none. */
+static int check_uris(struct ctx *c, const struct sec *s, const char *list, const char *none)
+{
+	char why[300], *copy = strdup(list), *save = NULL;
+	int n = 0;
+
+	if (!copy)
+		return fail_oom(c);
+	for (char *u = strtok_r(copy, " \t\n,", &save); u; u = strtok_r(NULL, " \t\n,", &save)) {
+		n++;
+		if (!uri_ok(u, why, sizeof why)) {
+			free(copy);
+			return fail_at(c, line_of(c, s, "uri", -1), "%s: uri %s", s->label, why);
+		}
+	}
+	free(copy);
+	if (n == 0)
+		return fail_at(c, line_of(c, s, "uri", -1), "%s: %s", s->label, none);
+	return 0;
+}
+
+/* bind-dn and bind-password-file: both or neither; a DN; an absolute path
+ * to a private regular file (owned by root unless owner_check is off). */
+static int check_bind(struct ctx *c, const struct sec *s, const char *dn, const char *pwfile,
+		      bool owner_check)
+{
+	char why[300];
+	struct stat st;
+
+	if (need_dn(c, s, "bind-dn", dn))
+		return -1;
+	if (dn && !pwfile)
+		return fail_at(c, line_of(c, s, "bind-dn", -1),
+			       "%s: bind-dn is set but bind-password-file is not", s->label);
+	if (!dn && pwfile)
+		return fail_at(c, line_of(c, s, "bind-password-file", -1),
+			       "%s: bind-password-file is set but bind-dn is not", s->label);
+	if (!pwfile)
+		return 0;
+	int line = line_of(c, s, "bind-password-file", -1);
+	if (need_abs(c, s, "bind-password-file", pwfile))
+		return -1;
+	if (stat(pwfile, &st) != 0)
+		return fail_at(c, line, "%s: bind-password-file '%s': %s", s->label, pwfile,
+			       strerror(errno));
+	if (secret_mode_ok(pwfile, &st, owner_check, why, sizeof why) != 0)
+		return fail_at(c, line, "%s: %s", s->label, why);
+	return 0;
+}
+
 static int build_directory(struct ctx *c, cfg_t *root, struct rg_directory_cfg *d)
 {
 	struct sec s = { .cfg = cfg_getsec(root, "directory"), .w = { { "directory" }, { -1 }, 1 },
@@ -983,44 +1048,13 @@ static int build_directory(struct ctx *c, cfg_t *root, struct rg_directory_cfg *
 
 	if (!d->uri || !*d->uri)
 		return fail_at(c, line_of(c, &s, "uri", -1), "directory: uri is required");
-	{
-		char *copy = strdup(d->uri), *save = NULL;
-		if (!copy)
-			return fail_oom(c);
-		int n = 0;
-		for (char *u = strtok_r(copy, " \t\n,", &save); u; u = strtok_r(NULL, " \t\n,", &save)) {
-			n++;
-			if (!uri_ok(u, why, sizeof why)) {
-				free(copy);
-				return fail_at(c, line_of(c, &s, "uri", -1), "directory: uri %s", why);
-			}
-		}
-		free(copy);
-		if (n == 0)
-			return fail_at(c, line_of(c, &s, "uri", -1), "directory: uri is required");
-	}
+	if (check_uris(c, &s, d->uri, "uri is required"))
+		return -1;
 	if (!d->base)
 		return fail_at(c, line_of(c, &s, "base", -1), "directory: base is required");
-	if (need_dn(c, &s, "base", d->base) || need_dn(c, &s, "bind-dn", d->bind_dn))
+	if (need_dn(c, &s, "base", d->base) ||
+	    check_bind(c, &s, d->bind_dn, d->bind_password_file, d->password_file_check))
 		return -1;
-	if (d->bind_dn && !d->bind_password_file)
-		return fail_at(c, line_of(c, &s, "bind-dn", -1),
-			       "directory: bind-dn is set but bind-password-file is not");
-	if (!d->bind_dn && d->bind_password_file)
-		return fail_at(c, line_of(c, &s, "bind-password-file", -1),
-			       "directory: bind-password-file is set but bind-dn is not");
-	if (d->bind_password_file) {
-		struct stat st;
-		int line = line_of(c, &s, "bind-password-file", -1);
-		if (need_abs(c, &s, "bind-password-file", d->bind_password_file))
-			return -1;
-		if (stat(d->bind_password_file, &st) != 0)
-			return fail_at(c, line, "directory: bind-password-file '%s': %s",
-				       d->bind_password_file, strerror(errno));
-		if (secret_mode_ok(d->bind_password_file, &st, d->password_file_check, why,
-				   sizeof why) != 0)
-			return fail_at(c, line, "directory: %s", why);
-	}
 	if (!filter_ok(d->user_filter, why, sizeof why))
 		return fail_at(c, line_of(c, &s, "user-filter", -1), "directory: user-filter '%s' %s",
 			       d->user_filter, why);
@@ -1052,7 +1086,22 @@ static int build_directory(struct ctx *c, cfg_t *root, struct rg_directory_cfg *
 	return 0;
 }
 
-static int build_ledger(struct ctx *c, cfg_t *root, struct rg_ledger_cfg *l)
+/* ledger.uri, bind-dn, bind-password-file: where the ldap backend writes,
+ * when that is not where the directory is read.  Validated like the
+ * directory's keys (the directory's password-file-check applies). */
+static int build_ledger_connection(struct ctx *c, const struct sec *s, struct rg_ledger_cfg *l,
+				   const struct rg_directory_cfg *d)
+{
+	if (get_str(c, s, "uri", &l->uri) || get_str(c, s, "bind-dn", &l->bind_dn) ||
+	    get_str(c, s, "bind-password-file", &l->bind_password_file))
+		return -1;
+	if (l->uri && check_uris(c, s, l->uri, "uri names no LDAP URI"))
+		return -1;
+	return check_bind(c, s, l->bind_dn, l->bind_password_file, d->password_file_check);
+}
+
+static int build_ledger(struct ctx *c, cfg_t *root, struct rg_ledger_cfg *l,
+			const struct rg_directory_cfg *d)
 {
 	struct sec s = { .cfg = cfg_getsec(root, "ledger"), .w = { { "ledger" }, { -1 }, 1 },
 			 .label = "ledger" };
@@ -1073,6 +1122,8 @@ static int build_ledger(struct ctx *c, cfg_t *root, struct rg_ledger_cfg *l)
 	if (l->backend == RG_LEDGER_LDAP && !l->ldap_base)
 		return fail_at(c, line_of(c, &s, "backend", -1),
 			       "ledger: backend = ldap needs ldap-base");
+	if (build_ledger_connection(c, &s, l, d))
+		return -1;
 	if (get_uint(c, &s, "retain-days", 1, 36600, &l->retain_days) ||
 	    get_uint(c, &s, "map-size", 1, 1024L * 1024, &mib))
 		return -1;
@@ -1452,7 +1503,7 @@ static int build(struct ctx *c, cfg_t *root, struct rg_config *cfg)
 {
 	struct sec top = { .cfg = root, .w = { { NULL }, { 0 }, 0 }, .label = "" };
 
-	if (build_directory(c, root, &cfg->directory) || build_ledger(c, root, &cfg->ledger) ||
+	if (build_directory(c, root, &cfg->directory) || build_ledger(c, root, &cfg->ledger, &cfg->directory) ||
 	    build_audit(c, root, &cfg->audit))
 		return -1;
 	unsigned n = cfg_size(root, "site");
@@ -1498,6 +1549,9 @@ void rg_config_free(struct rg_config *cfg)
 	free(d->tls_ca_file);
 	free(cfg->ledger.path);
 	free(cfg->ledger.ldap_base);
+	free(cfg->ledger.uri);
+	free(cfg->ledger.bind_dn);
+	free(cfg->ledger.bind_password_file);
 	free(cfg->audit.target);
 	free(cfg->audit.ident);
 	free(cfg->audit.spool);

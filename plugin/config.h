@@ -58,6 +58,9 @@ struct rg_ledger_cfg {
 	enum rg_ledger_backend backend;
 	char *path;               /* lmdb directory (also holds the membership snapshot) */
 	char *ldap_base;          /* ldap backend */
+	char *uri;                /* ldap backend; NULL: directory.uri */
+	char *bind_dn;            /* ldap backend; NULL (with bind_password_file NULL): the directory's */
+	char *bind_password_file; /* set exactly when bind_dn is */
 	unsigned retain_days;
 	size_t map_size;          /* bytes; lmdb map size */
 };
@@ -132,6 +135,12 @@ const struct rg_site *rg_config_site(const struct rg_config *cfg, const char *na
 /* Every distinct group DN named by any rota/exempt/deny rule (for sync).
  * Returns a NULL-terminated array of borrowed pointers; free the array only. */
 const char **rg_config_all_groups(const struct rg_config *cfg, size_t *n);
+
+/* The connection settings of the LDAP ledger: cfg->directory, with uri
+ * replaced by ledger.uri and bind-dn + bind-password-file by ledger.bind-dn +
+ * ledger.bind-password-file where those are set (the pair replaces the pair).
+ * *out borrows cfg's strings: valid while cfg is; do not free them. */
+void rg_config_ledger_connection(const struct rg_config *cfg, struct rg_directory_cfg *out);
 
 /* Read the bind password from d->bind_password_file into buf (NUL-terminated;
  * one trailing newline stripped).  The file must be a regular file not

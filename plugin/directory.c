@@ -40,20 +40,35 @@ struct rg_dir_uri {
 	enum rg_dir_status last;  /* status of the last failure */
 };
 
-struct rg_dir {
-	struct rg_directory_cfg cfg; /* deep copy */
+struct rg_dir_target {
+	struct rg_directory_cfg cfg; /* deep copy; only the connection fields are used */
 	struct rg_dir_uri *uris;
 	size_t nuris;
+	pthread_mutex_t mu;       /* guards uris[].fails/retry_at/last, backoff_*, last_err */
+	unsigned backoff_min, backoff_max;
+	char last_err[512];
+};
+
+struct rg_dir_conn {
 	LDAP *ld;
-	size_t cur;               /* index into uris while ld != NULL */
-	bool reused;              /* ld already served an operation */
+	const struct rg_dir_target *t;
+	size_t i;                 /* index into t->uris */
+	unsigned timeout;         /* seconds */
+	bool bounded_io;          /* connect/handshake in progress: bound every read/write */
+	ldap_conncb conncb;       /* adds the bounded I/O layer; lives as long as ld */
+};
+
+struct rg_dir {
+	struct rg_directory_cfg cfg; /* deep copy */
+	struct rg_dir_target *target;
+	struct rg_dir_conn *conn;
+	LDAP *ld;                 /* rg_dir_conn_ld(conn), NULL when not connected */
+	size_t cur;               /* rg_dir_conn_index(conn) while connected */
+	bool reused;              /* conn already served an operation */
 	int64_t prefer_at;        /* monotonic ms of the next preferred-URI retry */
-	unsigned backoff_min, backoff_max, prefer_retry;
+	unsigned prefer_retry;
 	bool up;
 	unsigned long nsearches;
-	char last_err[512];
-	bool bounded_io;          /* connect/handshake in progress: bound every read/write */
-	ldap_conncb conncb;       /* adds the bounded I/O layer to each new connection */
 };
 
 /* A growable array of malloc'd strings, NULL-terminated once finished. */
@@ -272,12 +287,7 @@ static bool attr_ok(const char *a)
 
 /* ---- SIGPIPE: never let a dead server kill the host process ------------ */
 
-struct sigpipe_guard {
-	sigset_t old;
-	bool was_pending;
-};
-
-static void sigpipe_block(struct sigpipe_guard *g)
+void rg_dir_sigpipe_block(struct rg_dir_sigpipe *g)
 {
 	sigset_t set, pending;
 
@@ -289,7 +299,7 @@ static void sigpipe_block(struct sigpipe_guard *g)
 	pthread_sigmask(SIG_BLOCK, &set, &g->old);
 }
 
-static void sigpipe_restore(struct sigpipe_guard *g)
+void rg_dir_sigpipe_restore(struct rg_dir_sigpipe *g)
 {
 	sigset_t set;
 	struct timespec zero = { 0, 0 };
@@ -302,53 +312,7 @@ static void sigpipe_restore(struct sigpipe_guard *g)
 	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
-/* ---- session life ----------------------------------------------------- */
-
-static bool host_is_loopback(const char *h)
-{
-	if (h == NULL || *h == '\0')
-		return false;
-	return strcmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 ||
-	       strcmp(h, "[::1]") == 0;
-}
-
-static bool parse_uris(struct rg_dir *d, const char *list)
-{
-	char *copy, *save = NULL;
-	size_t cap = 0;
-
-	if (list == NULL || (copy = strdup(list)) == NULL)
-		return false;
-	for (char *t = strtok_r(copy, " \t\r\n,", &save); t; t = strtok_r(NULL, " \t\r\n,", &save)) {
-		struct rg_dir_uri *u;
-		LDAPURLDesc *lud = NULL;
-
-		if (d->nuris == cap) {
-			size_t ncap = cap ? cap * 2 : 4;
-			struct rg_dir_uri *nu = realloc(d->uris, ncap * sizeof(*nu));
-			if (nu == NULL)
-				goto fail;
-			d->uris = nu;
-			cap = ncap;
-		}
-		u = &d->uris[d->nuris];
-		memset(u, 0, sizeof(*u));
-		if ((u->uri = strdup(t)) == NULL)
-			goto fail;
-		d->nuris++;
-		if (ldap_url_parse(t, &lud) == LDAP_URL_SUCCESS) {
-			u->ldapi = strcasecmp(lud->lud_scheme, "ldapi") == 0;
-			u->ldaps = strcasecmp(lud->lud_scheme, "ldaps") == 0;
-			u->loopback = host_is_loopback(lud->lud_host);
-			ldap_free_urldesc(lud);
-		}
-	}
-	free(copy);
-	return d->nuris > 0;
-fail:
-	free(copy);
-	return false;
-}
+/* ---- configuration copies --------------------------------------------- */
 
 static bool copy_cfg(struct rg_directory_cfg *dst, const struct rg_directory_cfg *src)
 {
@@ -377,79 +341,128 @@ static void free_cfg(struct rg_directory_cfg *c)
 	free(c->tls_ca_file);
 }
 
-struct rg_dir *rg_dir_new(const struct rg_directory_cfg *cfg)
-{
-	struct rg_dir *d;
+/* ---- targets: URIs, settings, backoff ----------------------------------- */
 
-	if (cfg == NULL || (d = calloc(1, sizeof(*d))) == NULL)
-		return NULL;
-	d->backoff_min = RG_DIR_BACKOFF_MIN_MS;
-	d->backoff_max = RG_DIR_BACKOFF_MAX_MS;
-	d->prefer_retry = RG_DIR_PREFER_RETRY_MS;
-	if (!copy_cfg(&d->cfg, cfg) || !parse_uris(d, cfg->uri)) {
-		rg_dir_free(d);
-		return NULL;
-	}
-	return d;
+static bool host_is_loopback(const char *h)
+{
+	if (h == NULL || *h == '\0')
+		return false;
+	return strcmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 ||
+	       strcmp(h, "[::1]") == 0;
 }
 
-static void drop_connection(struct rg_dir *d)
+static bool parse_uris(struct rg_dir_target *t, const char *list)
 {
-	if (d->ld != NULL) {
-		ldap_unbind_ext(d->ld, NULL, NULL);
-		d->ld = NULL;
+	char *copy, *save = NULL;
+	size_t cap = 0;
+
+	if (list == NULL || (copy = strdup(list)) == NULL)
+		return false;
+	for (char *tok = strtok_r(copy, " \t\r\n,", &save); tok; tok = strtok_r(NULL, " \t\r\n,", &save)) {
+		struct rg_dir_uri *u;
+		LDAPURLDesc *lud = NULL;
+
+		if (t->nuris == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			struct rg_dir_uri *nu = realloc(t->uris, ncap * sizeof(*nu));
+			if (nu == NULL)
+				goto fail;
+			t->uris = nu;
+			cap = ncap;
+		}
+		u = &t->uris[t->nuris];
+		memset(u, 0, sizeof(*u));
+		if ((u->uri = strdup(tok)) == NULL)
+			goto fail;
+		t->nuris++;
+		if (ldap_url_parse(tok, &lud) == LDAP_URL_SUCCESS) {
+			u->ldapi = strcasecmp(lud->lud_scheme, "ldapi") == 0;
+			u->ldaps = strcasecmp(lud->lud_scheme, "ldaps") == 0;
+			u->loopback = host_is_loopback(lud->lud_host);
+			ldap_free_urldesc(lud);
+		}
 	}
-	d->reused = false;
+	free(copy);
+	return t->nuris > 0;
+fail:
+	free(copy);
+	return false;
 }
 
-void rg_dir_free(struct rg_dir *d)
+struct rg_dir_target *rg_dir_target_new(const struct rg_directory_cfg *cfg)
 {
-	struct sigpipe_guard g;
+	struct rg_dir_target *t;
 
-	if (d == NULL)
+	if (cfg == NULL || (t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	pthread_mutex_init(&t->mu, NULL);
+	t->backoff_min = RG_DIR_BACKOFF_MIN_MS;
+	t->backoff_max = RG_DIR_BACKOFF_MAX_MS;
+	if (!copy_cfg(&t->cfg, cfg) || !parse_uris(t, cfg->uri)) {
+		rg_dir_target_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void rg_dir_target_free(struct rg_dir_target *t)
+{
+	if (t == NULL)
 		return;
-	sigpipe_block(&g);
-	drop_connection(d);
-	sigpipe_restore(&g);
-	for (size_t i = 0; i < d->nuris; i++)
-		free(d->uris[i].uri);
-	free(d->uris);
-	free_cfg(&d->cfg);
-	free(d);
+	for (size_t i = 0; i < t->nuris; i++)
+		free(t->uris[i].uri);
+	free(t->uris);
+	free_cfg(&t->cfg);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
 }
 
-const char *rg_dir_current_uri(const struct rg_dir *d)
+void rg_dir_target_set_backoff(struct rg_dir_target *t, unsigned min_ms, unsigned max_ms)
 {
-	return d != NULL && d->ld != NULL ? d->uris[d->cur].uri : "";
+	pthread_mutex_lock(&t->mu);
+	if (min_ms)
+		t->backoff_min = min_ms;
+	if (max_ms)
+		t->backoff_max = max_ms;
+	pthread_mutex_unlock(&t->mu);
 }
 
-bool rg_dir_is_up(const struct rg_dir *d)
+/* Under t->mu. */
+static void note_failure_locked(struct rg_dir_target *t, size_t i, enum rg_dir_status st)
 {
-	return d != NULL && d->up;
+	struct rg_dir_uri *u = &t->uris[i];
+	uint64_t delay = t->backoff_min;
+
+	for (unsigned k = 0; k < u->fails && delay < t->backoff_max; k++)
+		delay *= 2;
+	if (delay > t->backoff_max)
+		delay = t->backoff_max;
+	u->fails++;
+	u->retry_at = now_ms() + (int64_t)delay;
+	u->last = st;
 }
 
-unsigned long rg_dir_searches(const struct rg_dir *d)
+void rg_dir_target_note(struct rg_dir_target *t, size_t i, enum rg_dir_status st, const char *why)
 {
-	return d != NULL ? d->nsearches : 0;
+	if (t == NULL || i >= t->nuris)
+		return;
+	pthread_mutex_lock(&t->mu);
+	if (st == RG_DIR_OK) {
+		t->uris[i].fails = 0;
+		t->uris[i].retry_at = 0;
+	} else if (st == RG_DIR_UNAVAILABLE) {
+		note_failure_locked(t, i, st);
+		snprintf(t->last_err, sizeof(t->last_err), "%s: %s", t->uris[i].uri, why ? why : "");
+	}
+	pthread_mutex_unlock(&t->mu);
 }
 
-void rg_dir_set_retry(struct rg_dir *d, unsigned backoff_min_ms, unsigned backoff_max_ms,
-		      unsigned prefer_retry_ms)
+static unsigned target_timeout(const struct rg_dir_target *t)
 {
-	if (backoff_min_ms)
-		d->backoff_min = backoff_min_ms;
-	if (backoff_max_ms)
-		d->backoff_max = backoff_max_ms;
-	if (prefer_retry_ms)
-		d->prefer_retry = prefer_retry_ms;
+	return t->cfg.timeout > 0 ? t->cfg.timeout : 1;
 }
 
 /* ---- libldap plumbing ------------------------------------------------- */
-
-static unsigned op_timeout(const struct rg_dir *d)
-{
-	return d->cfg.timeout > 0 ? d->cfg.timeout : 1;
-}
 
 /* "Can't contact LDAP server (diagnostic)" for the handle's last error. */
 static void ld_error(LDAP *ld, int rc, char *buf, size_t len)
@@ -484,11 +497,9 @@ static bool server_failure(int rc)
 	}
 }
 
-/* Wait (bounded) for the complete answer to msgid.  Returns LDAP_SUCCESS with
- * *res set, LDAP_TIMEOUT after abandoning the request, or the handle's error. */
-static int wait_result(struct rg_dir *d, LDAP *ld, int msgid, LDAPMessage **res)
+int rg_dir_wait_result(LDAP *ld, int msgid, unsigned timeout_s, LDAPMessage **res)
 {
-	struct timeval tv = { (time_t)op_timeout(d), 0 };
+	struct timeval tv = { (time_t)(timeout_s > 0 ? timeout_s : 1), 0 };
 	int rc, code = LDAP_SERVER_DOWN;
 
 	*res = NULL;
@@ -540,9 +551,9 @@ static int parse_result(LDAP *ld, LDAPMessage *res, char *buf, size_t len, int f
  * StartTLS inside ldap_install_tls()) with blocking reads that no option
  * bounds: a server that accepts and then says nothing would hold the door
  * forever.  A Sockbuf I/O layer between TCP and TLS waits (poll) at most
- * `timeout` for each read or write while d->bounded_io is set, and then fails
- * with ETIMEDOUT, which makes the handshake fail.  Outside the handshake it
- * passes everything through: ldap_result() has its own bound. */
+ * `timeout` for each read or write while c->bounded_io is set, and then
+ * fails with ETIMEDOUT, which makes the handshake fail.  Outside the
+ * handshake it passes everything through: ldap_result() has its own bound. */
 #define RG_DIR_IO_LEVEL (LBER_SBIOD_LEVEL_PROVIDER + 5) /* above TCP, below TLS */
 
 static int io_setup(Sockbuf_IO_Desc *sbiod, void *arg)
@@ -564,13 +575,13 @@ static int io_ctrl(Sockbuf_IO_Desc *sbiod, int opt, void *arg)
 
 static int io_wait(Sockbuf_IO_Desc *sbiod, short events)
 {
-	const struct rg_dir *d = sbiod->sbiod_pvt;
+	const struct rg_dir_conn *c = sbiod->sbiod_pvt;
 	ber_socket_t fd = -1;
 	int64_t deadline;
 
-	if (!d->bounded_io || ber_sockbuf_ctrl(sbiod->sbiod_sb, LBER_SB_OPT_GET_FD, &fd) != 1 || fd < 0)
+	if (!c->bounded_io || ber_sockbuf_ctrl(sbiod->sbiod_sb, LBER_SB_OPT_GET_FD, &fd) != 1 || fd < 0)
 		return 0;
-	deadline = now_ms() + (int64_t)op_timeout(d) * 1000;
+	deadline = now_ms() + (int64_t)c->timeout * 1000;
 	for (;;) {
 		struct pollfd p = { fd, events, 0 };
 		int64_t left = deadline - now_ms();
@@ -615,12 +626,16 @@ static void conn_del(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
 	(void)ctx;
 }
 
-static int set_options(struct rg_dir *d, LDAP *ld, const struct rg_dir_uri *u, char *buf, size_t len)
+/* ---- opening a connection ---------------------------------------------- */
+
+static int set_options(struct rg_dir_conn *c, const struct rg_dir_uri *u, char *buf, size_t len)
 {
-	int version = LDAP_VERSION3, deref = LDAP_DEREF_NEVER, limit = (int)op_timeout(d);
-	int reqcert = d->cfg.tls_require_cert == RG_TLS_NEVER ? LDAP_OPT_X_TLS_NEVER : LDAP_OPT_X_TLS_DEMAND;
+	const struct rg_directory_cfg *cfg = &c->t->cfg;
+	LDAP *ld = c->ld;
+	int version = LDAP_VERSION3, deref = LDAP_DEREF_NEVER, limit = (int)c->timeout;
+	int reqcert = cfg->tls_require_cert == RG_TLS_NEVER ? LDAP_OPT_X_TLS_NEVER : LDAP_OPT_X_TLS_DEMAND;
 	int tlsmin = LDAP_OPT_X_TLS_PROTOCOL_TLS1_2, newctx = 0;
-	struct timeval tv = { (time_t)op_timeout(d), 0 };
+	struct timeval tv = { (time_t)c->timeout, 0 };
 	const char *what;
 
 #define SETOPT(opt, val)                                               \
@@ -636,15 +651,15 @@ static int set_options(struct rg_dir *d, LDAP *ld, const struct rg_dir_uri *u, c
 	SETOPT(LDAP_OPT_NETWORK_TIMEOUT, &tv);
 	SETOPT(LDAP_OPT_TIMEOUT, &tv);
 	SETOPT(LDAP_OPT_TIMELIMIT, &limit);
-	d->conncb.lc_add = conn_add;
-	d->conncb.lc_del = conn_del;
-	d->conncb.lc_arg = d;
-	SETOPT(LDAP_OPT_CONNECT_CB, &d->conncb);
+	c->conncb.lc_add = conn_add;
+	c->conncb.lc_del = conn_del;
+	c->conncb.lc_arg = c;
+	SETOPT(LDAP_OPT_CONNECT_CB, &c->conncb);
 	if (!u->ldapi) {
 		SETOPT(LDAP_OPT_X_TLS_REQUIRE_CERT, &reqcert);
 		SETOPT(LDAP_OPT_X_TLS_PROTOCOL_MIN, &tlsmin);
-		if (d->cfg.tls_ca_file != NULL)
-			SETOPT(LDAP_OPT_X_TLS_CACERTFILE, d->cfg.tls_ca_file);
+		if (cfg->tls_ca_file != NULL)
+			SETOPT(LDAP_OPT_X_TLS_CACERTFILE, cfg->tls_ca_file);
 		SETOPT(LDAP_OPT_X_TLS_NEWCTX, &newctx);
 	}
 #undef SETOPT
@@ -654,106 +669,116 @@ fail:
 	return -1;
 }
 
-static enum conn_rc do_bind(struct rg_dir *d, LDAP *ld, const struct rg_dir_uri *u, char *buf, size_t len)
+static enum conn_rc do_bind(struct rg_dir_conn *c, const struct rg_dir_uri *u, char *buf, size_t len)
 {
+	const struct rg_directory_cfg *cfg = &c->t->cfg;
 	struct berval cred;
 	LDAPMessage *res;
 	char pw[RG_DIR_PASSWORD_MAX + 1];
 	int msgid = -1, rc, code;
 
-	if (d->cfg.bind_dn == NULL) {
+	if (cfg->bind_dn == NULL) {
 		if (!u->ldapi)
 			return CONN_OK; /* anonymous */
 		/* an empty initial response: no authzid, completes in one step */
 		cred.bv_val = "";
 		cred.bv_len = 0;
-		rc = ldap_sasl_bind(ld, NULL, "EXTERNAL", &cred, NULL, NULL, &msgid);
+		rc = ldap_sasl_bind(c->ld, NULL, "EXTERNAL", &cred, NULL, NULL, &msgid);
 	} else {
-		if (rg_config_read_password(&d->cfg, pw, sizeof(pw), buf, len) != 0)
+		if (rg_config_read_password(cfg, pw, sizeof(pw), buf, len) != 0)
 			return CONN_POLICY;
 		cred.bv_val = pw;
 		cred.bv_len = strlen(pw);
-		rc = ldap_sasl_bind(ld, d->cfg.bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, &msgid);
+		rc = ldap_sasl_bind(c->ld, cfg->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, &msgid);
 		explicit_bzero(pw, sizeof(pw));
 	}
 	if (rc != LDAP_SUCCESS) {
-		ld_error(ld, rc, buf, len);
+		ld_error(c->ld, rc, buf, len);
 		return CONN_FAIL;
 	}
-	if ((rc = wait_result(d, ld, msgid, &res)) != LDAP_SUCCESS) {
-		ld_error(ld, rc, buf, len);
+	if ((rc = rg_dir_wait_result(c->ld, msgid, c->timeout, &res)) != LDAP_SUCCESS) {
+		ld_error(c->ld, rc, buf, len);
 		return CONN_FAIL;
 	}
-	code = finish_result(ld, res, buf, len);
+	code = finish_result(c->ld, res, buf, len);
 	if (code == LDAP_SUCCESS)
 		return CONN_OK;
 	return server_failure(code) ? CONN_FAIL : CONN_REFUSED;
 }
 
-static enum conn_rc start_tls(struct rg_dir *d, LDAP *ld, char *buf, size_t len)
+static enum conn_rc start_tls(struct rg_dir_conn *c, char *buf, size_t len)
 {
 	LDAPMessage *res;
 	int msgid = -1, rc, code;
 
-	if ((rc = ldap_start_tls(ld, NULL, NULL, &msgid)) != LDAP_SUCCESS ||
-	    (rc = wait_result(d, ld, msgid, &res)) != LDAP_SUCCESS) {
-		ld_error(ld, rc, buf, len);
+	if ((rc = ldap_start_tls(c->ld, NULL, NULL, &msgid)) != LDAP_SUCCESS ||
+	    (rc = rg_dir_wait_result(c->ld, msgid, c->timeout, &res)) != LDAP_SUCCESS) {
+		ld_error(c->ld, rc, buf, len);
 		return CONN_FAIL;
 	}
-	if ((code = finish_result(ld, res, buf, len)) != LDAP_SUCCESS)
+	if ((code = finish_result(c->ld, res, buf, len)) != LDAP_SUCCESS)
 		return server_failure(code) ? CONN_FAIL : CONN_REFUSED;
-	d->bounded_io = true;
-	rc = ldap_install_tls(ld);
-	d->bounded_io = false;
+	c->bounded_io = true;
+	rc = ldap_install_tls(c->ld);
+	c->bounded_io = false;
 	if (rc != LDAP_SUCCESS) {
 		char why[256];
-		ld_error(ld, rc, why, sizeof(why));
+		ld_error(c->ld, rc, why, sizeof(why));
 		snprintf(buf, len, "TLS handshake failed (certificate not trusted, name mismatch or no answer): %s", why);
 		return CONN_FAIL;
 	}
 	return CONN_OK;
 }
 
-/* Open, secure and bind a handle for URI i. */
-static enum conn_rc connect_uri(struct rg_dir *d, size_t i, LDAP **out, char *buf, size_t len)
+/* Open, secure and bind a connection to URI i of t. */
+static enum conn_rc connect_uri(const struct rg_dir_target *t, size_t i, struct rg_dir_conn **out, char *buf,
+				size_t len)
 {
-	const struct rg_dir_uri *u = &d->uris[i];
-	bool tls = u->ldaps || (!u->ldapi && d->cfg.tls == RG_TLS_STARTTLS);
+	const struct rg_dir_uri *u = &t->uris[i];
+	bool tls = u->ldaps || (!u->ldapi && t->cfg.tls == RG_TLS_STARTTLS);
+	struct rg_dir_conn *c;
 	enum conn_rc crc;
-	LDAP *ld = NULL;
 	int rc;
 
 	*out = NULL;
-	if (d->cfg.tls_require_cert == RG_TLS_NEVER && !u->ldapi && !u->loopback) {
+	if (t->cfg.tls_require_cert == RG_TLS_NEVER && !u->ldapi && !u->loopback) {
 		snprintf(buf, len, "tls-require-cert = never is only accepted for ldapi:// or loopback");
 		return CONN_POLICY;
 	}
-	if (!u->ldapi && !tls && !d->cfg.allow_insecure_bind) {
+	if (!u->ldapi && !tls && !t->cfg.allow_insecure_bind) {
 		snprintf(buf, len, "refusing to bind without TLS (use ldaps://, tls = starttls or ldapi://;"
 				   " allow-insecure-bind = true overrides)");
 		return CONN_POLICY;
 	}
-	if ((rc = ldap_initialize(&ld, u->uri)) != LDAP_SUCCESS || ld == NULL) {
-		snprintf(buf, len, "bad URI: %s", ldap_err2string(rc));
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(buf, len, "out of memory");
 		return CONN_POLICY;
 	}
-	if (set_options(d, ld, u, buf, len) != 0) {
+	c->t = t;
+	c->i = i;
+	c->timeout = target_timeout(t);
+	if ((rc = ldap_initialize(&c->ld, u->uri)) != LDAP_SUCCESS || c->ld == NULL) {
+		snprintf(buf, len, "bad URI: %s", ldap_err2string(rc));
 		crc = CONN_POLICY;
 		goto fail;
 	}
-	d->bounded_io = true;
-	rc = ldap_connect(ld);
-	d->bounded_io = false;
+	if (set_options(c, u, buf, len) != 0) {
+		crc = CONN_POLICY;
+		goto fail;
+	}
+	c->bounded_io = true;
+	rc = ldap_connect(c->ld);
+	c->bounded_io = false;
 	if (rc != LDAP_SUCCESS) {
 		char why[256];
-		ld_error(ld, rc, why, sizeof(why));
+		ld_error(c->ld, rc, why, sizeof(why));
 		snprintf(buf, len, "%s%s", u->ldaps ? "connect or TLS handshake failed (certificate not trusted,"
 						   " name mismatch or no answer): " : "", why);
 		crc = CONN_FAIL;
 		goto fail;
 	}
-	if (!u->ldapi && !u->ldaps && d->cfg.tls == RG_TLS_STARTTLS) {
-		if ((crc = start_tls(d, ld, buf, len)) != CONN_OK) {
+	if (!u->ldapi && !u->ldaps && t->cfg.tls == RG_TLS_STARTTLS) {
+		if ((crc = start_tls(c, buf, len)) != CONN_OK) {
 			size_t l = strlen(buf);
 			if (l + 20 < len) {
 				memmove(buf + 10, buf, l + 1);
@@ -762,107 +787,189 @@ static enum conn_rc connect_uri(struct rg_dir *d, size_t i, LDAP **out, char *bu
 			goto fail;
 		}
 	}
-	if ((crc = do_bind(d, ld, u, buf, len)) != CONN_OK)
+	if ((crc = do_bind(c, u, buf, len)) != CONN_OK)
 		goto fail;
-	*out = ld;
+	*out = c;
 	return CONN_OK;
 fail:
-	ldap_unbind_ext(ld, NULL, NULL);
+	if (c->ld != NULL)
+		ldap_unbind_ext(c->ld, NULL, NULL);
+	free(c);
 	return crc;
 }
 
-static void note_failure(struct rg_dir *d, size_t i, enum rg_dir_status st)
+enum rg_dir_status rg_dir_conn_open(struct rg_dir_target *t, size_t upto, struct rg_dir_conn **out,
+				    char *err, size_t errlen)
 {
-	struct rg_dir_uri *u = &d->uris[i];
-	uint64_t delay = d->backoff_min;
+	enum rg_dir_status worst = RG_DIR_ERROR;
+	char buf[sizeof(t->last_err) - 80];
+	bool any_tried = false;
 
-	for (unsigned k = 0; k < u->fails && delay < d->backoff_max; k++)
-		delay *= 2;
-	if (delay > d->backoff_max)
-		delay = d->backoff_max;
-	u->fails++;
-	u->retry_at = now_ms() + (int64_t)delay;
-	u->last = st;
-}
-
-static void note_success(struct rg_dir *d, size_t i)
-{
-	d->uris[i].fails = 0;
-	d->uris[i].retry_at = 0;
-}
-
-/* Try URIs [0, upto) in order (skipping those in backoff).  Returns the
- * index connected, or -1 with *worst the status to report. */
-static ssize_t try_uris(struct rg_dir *d, size_t upto, LDAP **out, enum rg_dir_status *worst)
-{
-	char buf[sizeof(d->last_err) - 80];
-	int64_t now = now_ms();
-
+	*out = NULL;
+	if (upto > t->nuris)
+		upto = t->nuris;
 	for (size_t i = 0; i < upto; i++) {
-		struct rg_dir_uri *u = &d->uris[i];
+		struct rg_dir_uri *u = &t->uris[i];
 		enum conn_rc crc;
 
-		if (u->retry_at > now) {
-			if (u->last == RG_DIR_UNAVAILABLE || *worst != RG_DIR_UNAVAILABLE)
-				*worst = u->last;
+		pthread_mutex_lock(&t->mu);
+		bool skip = u->retry_at > now_ms();
+		if (skip && (u->last == RG_DIR_UNAVAILABLE || worst != RG_DIR_UNAVAILABLE))
+			worst = u->last;
+		pthread_mutex_unlock(&t->mu);
+		if (skip)
 			continue;
-		}
+		any_tried = true;
 		buf[0] = '\0';
-		crc = connect_uri(d, i, out, buf, sizeof(buf));
+		crc = connect_uri(t, i, out, buf, sizeof(buf));
+		pthread_mutex_lock(&t->mu);
 		if (crc == CONN_OK) {
-			note_success(d, i);
-			return (ssize_t)i;
+			u->fails = 0;
+			u->retry_at = 0;
+			pthread_mutex_unlock(&t->mu);
+			return RG_DIR_OK;
 		}
-		snprintf(d->last_err, sizeof(d->last_err), "%s: %s", u->uri, buf);
+		snprintf(t->last_err, sizeof(t->last_err), "%s: %s", u->uri, buf);
 		if (crc == CONN_FAIL) {
-			note_failure(d, i, RG_DIR_UNAVAILABLE);
-			*worst = RG_DIR_UNAVAILABLE;
+			note_failure_locked(t, i, RG_DIR_UNAVAILABLE);
+			worst = RG_DIR_UNAVAILABLE;
 		} else {
 			if (crc == CONN_REFUSED)
-				note_failure(d, i, RG_DIR_ERROR);
-			if (*worst != RG_DIR_UNAVAILABLE)
-				*worst = RG_DIR_ERROR;
+				note_failure_locked(t, i, RG_DIR_ERROR);
+			if (worst != RG_DIR_UNAVAILABLE)
+				worst = RG_DIR_ERROR;
 		}
-		now = now_ms();
+		pthread_mutex_unlock(&t->mu);
 	}
-	return -1;
+	pthread_mutex_lock(&t->mu);
+	if (!any_tried && worst == RG_DIR_UNAVAILABLE)
+		seterr(err, errlen, "no LDAP server available (all failed recently; last: %s)", t->last_err);
+	else
+		seterr(err, errlen, "%s%s", worst == RG_DIR_UNAVAILABLE ? "no LDAP server available; last: " : "",
+		       t->last_err);
+	pthread_mutex_unlock(&t->mu);
+	return worst;
+}
+
+LDAP *rg_dir_conn_ld(const struct rg_dir_conn *c)
+{
+	return c != NULL ? c->ld : NULL;
+}
+
+size_t rg_dir_conn_index(const struct rg_dir_conn *c)
+{
+	return c != NULL ? c->i : 0;
+}
+
+const char *rg_dir_conn_uri(const struct rg_dir_conn *c)
+{
+	return c != NULL ? c->t->uris[c->i].uri : "";
+}
+
+void rg_dir_conn_close(struct rg_dir_conn *c)
+{
+	struct rg_dir_sigpipe g;
+
+	if (c == NULL)
+		return;
+	rg_dir_sigpipe_block(&g);
+	ldap_unbind_ext(c->ld, NULL, NULL);
+	rg_dir_sigpipe_restore(&g);
+	free(c);
+}
+
+/* ---- session life ----------------------------------------------------- */
+
+struct rg_dir *rg_dir_new(const struct rg_directory_cfg *cfg)
+{
+	struct rg_dir *d;
+
+	if (cfg == NULL || (d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	d->prefer_retry = RG_DIR_PREFER_RETRY_MS;
+	if (!copy_cfg(&d->cfg, cfg) || (d->target = rg_dir_target_new(cfg)) == NULL) {
+		rg_dir_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+static void drop_connection(struct rg_dir *d)
+{
+	rg_dir_conn_close(d->conn);
+	d->conn = NULL;
+	d->ld = NULL;
+	d->reused = false;
+}
+
+static void use_connection(struct rg_dir *d, struct rg_dir_conn *c)
+{
+	drop_connection(d);
+	d->conn = c;
+	d->ld = rg_dir_conn_ld(c);
+	d->cur = rg_dir_conn_index(c);
+}
+
+void rg_dir_free(struct rg_dir *d)
+{
+	if (d == NULL)
+		return;
+	drop_connection(d);
+	rg_dir_target_free(d->target);
+	free_cfg(&d->cfg);
+	free(d);
+}
+
+const char *rg_dir_current_uri(const struct rg_dir *d)
+{
+	return d != NULL && d->conn != NULL ? rg_dir_conn_uri(d->conn) : "";
+}
+
+bool rg_dir_is_up(const struct rg_dir *d)
+{
+	return d != NULL && d->up;
+}
+
+unsigned long rg_dir_searches(const struct rg_dir *d)
+{
+	return d != NULL ? d->nsearches : 0;
+}
+
+void rg_dir_set_retry(struct rg_dir *d, unsigned backoff_min_ms, unsigned backoff_max_ms,
+		      unsigned prefer_retry_ms)
+{
+	rg_dir_target_set_backoff(d->target, backoff_min_ms, backoff_max_ms);
+	if (prefer_retry_ms)
+		d->prefer_retry = prefer_retry_ms;
+}
+
+static unsigned op_timeout(const struct rg_dir *d)
+{
+	return target_timeout(d->target);
+}
+
+static int wait_result(struct rg_dir *d, LDAP *ld, int msgid, LDAPMessage **res)
+{
+	return rg_dir_wait_result(ld, msgid, op_timeout(d), res);
 }
 
 /* Make sure d->ld is usable, moving back to a preferred URI when due. */
 static enum rg_dir_status ensure_connected(struct rg_dir *d, char *err, size_t len)
 {
-	enum rg_dir_status worst = RG_DIR_ERROR;
-	LDAP *ld = NULL;
-	ssize_t i;
+	struct rg_dir_conn *c = NULL;
+	enum rg_dir_status st;
 
-	if (d->ld != NULL) {
+	if (d->conn != NULL) {
 		if (d->cur == 0 || now_ms() < d->prefer_at)
 			return RG_DIR_OK;
 		d->prefer_at = now_ms() + d->prefer_retry;
-		if ((i = try_uris(d, d->cur, &ld, &worst)) >= 0) {
-			drop_connection(d);
-			d->ld = ld;
-			d->cur = (size_t)i;
-		}
+		if (rg_dir_conn_open(d->target, d->cur, &c, NULL, 0) == RG_DIR_OK)
+			use_connection(d, c);
 		return RG_DIR_OK;
 	}
-	bool any_tried = false;
-	for (size_t k = 0; k < d->nuris; k++)
-		if (d->uris[k].retry_at <= now_ms())
-			any_tried = true;
-	i = try_uris(d, d->nuris, &ld, &worst);
-	if (i < 0) {
-		if (!any_tried && worst == RG_DIR_UNAVAILABLE)
-			seterr(err, len, "no directory server available (all failed recently; last: %s)",
-			       d->last_err);
-		else
-			seterr(err, len, "%s%s", worst == RG_DIR_UNAVAILABLE ? "no directory server available; last: " : "",
-			       d->last_err);
-		return worst;
-	}
-	d->ld = ld;
-	d->cur = (size_t)i;
-	d->reused = false;
+	if ((st = rg_dir_conn_open(d->target, SIZE_MAX, &c, err, len)) != RG_DIR_OK)
+		return st;
+	use_connection(d, c);
 	d->prefer_at = now_ms() + d->prefer_retry;
 	return RG_DIR_OK;
 }
@@ -873,11 +980,11 @@ typedef enum rg_dir_status (*op_fn)(struct rg_dir *d, void *ctx, int *ldrc, char
 
 static enum rg_dir_status run_op(struct rg_dir *d, op_fn fn, void *ctx, char *err, size_t len)
 {
-	struct sigpipe_guard g;
+	struct rg_dir_sigpipe g;
 	enum rg_dir_status st;
 	bool stale_retry_done = false;
 
-	sigpipe_block(&g);
+	rg_dir_sigpipe_block(&g);
 	for (;;) {
 		int ldrc = LDAP_SUCCESS;
 
@@ -886,20 +993,19 @@ static enum rg_dir_status run_op(struct rg_dir *d, op_fn fn, void *ctx, char *er
 		st = fn(d, ctx, &ldrc, err, len);
 		if (!(st == RG_DIR_UNAVAILABLE && server_failure(ldrc))) {
 			d->reused = true;
-			note_success(d, d->cur);
+			rg_dir_target_note(d->target, d->cur, RG_DIR_OK, NULL);
 			break;
 		}
-		snprintf(d->last_err, sizeof(d->last_err), "%s: %s", d->uris[d->cur].uri, err ? err : "");
 		if (d->reused && !stale_retry_done) {
 			/* may just be an idle connection the server closed */
 			stale_retry_done = true;
 			drop_connection(d);
 			continue;
 		}
-		note_failure(d, d->cur, RG_DIR_UNAVAILABLE);
+		rg_dir_target_note(d->target, d->cur, RG_DIR_UNAVAILABLE, err ? err : "");
 		drop_connection(d);
 	}
-	sigpipe_restore(&g);
+	rg_dir_sigpipe_restore(&g);
 	if (st == RG_DIR_OK || st == RG_DIR_NOT_FOUND)
 		d->up = true;
 	else if (st == RG_DIR_UNAVAILABLE)

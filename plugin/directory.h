@@ -68,9 +68,11 @@
 #ifndef RG_DIRECTORY_H
 #define RG_DIRECTORY_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <ldap.h>
 #include "config.h"
 
 #define RG_DIR_PRINCIPAL_MAX 256 /* bytes */
@@ -151,5 +153,69 @@ unsigned long rg_dir_searches(const struct rg_dir *d);
  * Milliseconds; 0 leaves a value unchanged. */
 void rg_dir_set_retry(struct rg_dir *d, unsigned backoff_min_ms, unsigned backoff_max_ms,
 		      unsigned prefer_retry_ms);
+
+/* ---- LDAP connections, shared with the LDAP ledger (ledger_ldap.c) -------
+ * Everything "Connections" and "Security" above promise, for any user of
+ * LDAP in the plugin: URIs in order with failover and backoff, explicit
+ * per-handle options, the TLS policy, the bounded handshake, and the bind.
+ * A struct rg_dir session is built on these; the ledger keeps a pool of
+ * struct rg_dir_conn over one shared struct rg_dir_target.
+ *
+ * The SIGPIPE guard is the caller's job around any libldap call that may
+ * write (operations, connecting, unbinding): rg_dir_sigpipe_block() ...
+ * rg_dir_sigpipe_restore() in the same thread.  rg_dir_conn_close() guards
+ * itself. */
+
+/* Block SIGPIPE in the calling thread; restore discards a SIGPIPE raised in
+ * between (one that was already pending before is left alone). */
+struct rg_dir_sigpipe {
+	sigset_t old;
+	bool was_pending;
+};
+void rg_dir_sigpipe_block(struct rg_dir_sigpipe *g);
+void rg_dir_sigpipe_restore(struct rg_dir_sigpipe *g);
+
+/* Where and how to connect: a deep copy of cfg's uri list, timeout, tls,
+ * tls-ca-file, tls-require-cert, allow-insecure-bind, bind-dn,
+ * bind-password-file and password-file-check (other fields are ignored).
+ * The per-URI backoff state is under an internal mutex, so one target may
+ * be shared by threads that each open their own connections.
+ * NULL on allocation failure or when cfg->uri names no URI. */
+struct rg_dir_target;
+struct rg_dir_target *rg_dir_target_new(const struct rg_directory_cfg *cfg);
+void rg_dir_target_free(struct rg_dir_target *t); /* NULL is fine; no open connection may remain */
+
+/* Backoff after a failure (milliseconds; 0 leaves a value unchanged). */
+void rg_dir_target_set_backoff(struct rg_dir_target *t, unsigned min_ms, unsigned max_ms);
+
+/* Report how an operation on a connection to URI i went: RG_DIR_UNAVAILABLE
+ * (the server failed: back off from it; `why` becomes the "last" error) or
+ * RG_DIR_OK (reset its backoff).  Other statuses are ignored. */
+void rg_dir_target_note(struct rg_dir_target *t, size_t i, enum rg_dir_status st, const char *why);
+
+/* One LDAP handle, opened, secured and bound; used by one thread at a time. */
+struct rg_dir_conn;
+
+/* Connect to the first of URIs [0, upto) that works, in order, skipping
+ * those in backoff (upto larger than the list: all).  RG_DIR_OK with a new
+ * connection in *out (the caller closes it); else RG_DIR_UNAVAILABLE (no
+ * server answered in time) or RG_DIR_ERROR (refused by the settings or by a
+ * server, e.g. a bad password), with a message in err.  Call it with SIGPIPE
+ * blocked. */
+enum rg_dir_status rg_dir_conn_open(struct rg_dir_target *t, size_t upto, struct rg_dir_conn **out,
+				    char *err, size_t errlen);
+
+LDAP *rg_dir_conn_ld(const struct rg_dir_conn *c);          /* owned by c */
+size_t rg_dir_conn_index(const struct rg_dir_conn *c);      /* which URI of the target */
+const char *rg_dir_conn_uri(const struct rg_dir_conn *c);   /* owned by the target */
+
+/* Unbind and free (SIGPIPE-guarded).  NULL is fine. */
+void rg_dir_conn_close(struct rg_dir_conn *c);
+
+/* Wait at most timeout_s seconds for the complete answer to msgid (timeout_s
+ * 0 counts as 1).  LDAP_SUCCESS with *res set (caller frees with
+ * ldap_msgfree), LDAP_TIMEOUT after abandoning the request, or the handle's
+ * error (LDAP_SERVER_DOWN when it has none). */
+int rg_dir_wait_result(LDAP *ld, int msgid, unsigned timeout_s, LDAPMessage **res);
 
 #endif

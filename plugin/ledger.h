@@ -55,7 +55,9 @@ struct rg_day_summary {
 
 struct rg_ledger;
 
-/* Open the backend named by cfg->ledger (cfg->directory for the ldap backend). */
+/* Open the backend named by cfg->ledger.  The ldap backend connects with
+ * rg_config_ledger_connection(cfg): ledger.uri / bind-dn / bind-password-file
+ * where set, the directory's settings otherwise. */
 int rg_ledger_open(const struct rg_config *cfg, struct rg_ledger **out, char *err, size_t errlen);
 void rg_ledger_close(struct rg_ledger *l);
 

@@ -23,12 +23,19 @@
  * modify.  All controllers must write to the same provider: with
  * multi-provider replication two servers could each accept the last place.
  *
- * Connections: one LDAP* is used by one thread at a time (libldap handles
- * are not shared).  A small pool under a mutex hands idle sessions out;
- * a thread that finds none opens its own.  Every wait for a result is bounded
- * by directory.timeout (ldap_result with a timeval; LDAP_OPT_TIMEOUT does not
- * bound it).  The connection settings are directory's: uri (tried in order),
- * bind-dn + bind-password-file, or SASL EXTERNAL when no bind-dn is set.
+ * Connections: opened by directory.c (rg_dir_conn_open: URIs in order with
+ * failover and backoff, per-handle options, TLS policy, a bounded handshake,
+ * the bind), to ledger.uri with ledger.bind-dn/bind-password-file where set,
+ * else the directory's (rg_config_ledger_connection); every other setting
+ * (timeout, tls*, allow-insecure-bind) is the directory's.  One connection is
+ * used by one thread at a time (libldap handles are not shared).  A small
+ * pool under a mutex hands idle sessions out; a thread that finds none opens
+ * its own.  Only sessions to the first URI are pooled, so the ledger goes
+ * back to the first server once it answers again.  Every wait for a result
+ * is bounded by the timeout (ldap_result with a timeval; LDAP_OPT_TIMEOUT
+ * does not bound it).  SIGPIPE is blocked around every operation, so a
+ * write to a server that went away fails with an error instead of killing
+ * the host process.
  */
 #include <glib.h>
 #include <inttypes.h>
@@ -39,37 +46,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "directory.h"
 #include "ledger.h"
 
 #define POOL_MAX 8
 #define DEFAULT_TIMEOUT 5
-#define PASSWORD_MAX 1024
 
 struct ldap_ledger {
 	struct rg_ledger base;
-	char **uris;           /* NULL-terminated */
-	char *bind_dn;         /* NULL: SASL EXTERNAL */
-	char *password_file;
-	bool password_check;
-	unsigned timeout;
-	enum rg_tls tls;
-	char *tls_ca_file;
-	enum rg_tls_require tls_require;
-	bool allow_insecure_bind;
+	struct rg_dir_target *target; /* URIs, TLS policy, credentials (shared by all sessions) */
+	unsigned timeout;             /* seconds, each wait for a result */
 	char *ldap_base;
 
-	pthread_mutex_t mu;    /* guards the pool */
-	LDAP *idle[POOL_MAX];
+	pthread_mutex_t mu;           /* guards the pool */
+	struct rg_dir_conn *idle[POOL_MAX];
 	size_t nidle;
-	pid_t pid;             /* idle sessions belong to this process */
+	pid_t pid;                    /* idle sessions belong to this process */
 };
 
 static const struct rg_ledger_ops ldap_ops;
 
 /* A checked-out session. */
 struct conn {
-	LDAP *ld;
-	const char *uri;
+	struct rg_dir_conn *dc;
+	LDAP *ld;              /* rg_dir_conn_ld(dc) */
 	bool reused;           /* came from the pool (may have gone stale) */
 };
 
@@ -225,32 +225,13 @@ static int parse_entry(const struct berval *bv, struct rg_admission *a)
 
 /* ---- sessions ---- */
 
-/* Wait (bounded) for the whole result of msgid.  LDAP result code of the
- * wait itself: SUCCESS, TIMEOUT, SERVER_DOWN ... */
-static int wait_result(const struct ldap_ledger *l, LDAP *ld, int msgid, LDAPMessage **res)
-{
-	struct timeval tv = { (time_t)l->timeout, 0 };
-	int rc, code = LDAP_SERVER_DOWN;
-
-	*res = NULL;
-	rc = ldap_result(ld, msgid, LDAP_MSG_ALL, &tv, res);
-	if (rc > 0)
-		return LDAP_SUCCESS;
-	if (rc == 0) {
-		ldap_abandon_ext(ld, msgid, NULL, NULL);
-		return LDAP_TIMEOUT;
-	}
-	ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &code);
-	return code ? code : LDAP_SERVER_DOWN;
-}
-
 /* The result code of a finished operation (frees res); diagnostic text and
  * response controls when asked for. */
 static int finish(const struct ldap_ledger *l, LDAP *ld, int msgid, char **diag,
 		  LDAPControl ***ctrls)
 {
 	LDAPMessage *res;
-	int code = LDAP_OTHER, rc = wait_result(l, ld, msgid, &res);
+	int code = LDAP_OTHER, rc = rg_dir_wait_result(ld, msgid, l->timeout, &res);
 
 	if (diag)
 		*diag = NULL;
@@ -262,109 +243,12 @@ static int finish(const struct ldap_ledger *l, LDAP *ld, int msgid, char **diag,
 	return rc == LDAP_SUCCESS ? code : rc;
 }
 
-static int set_tls(const struct ldap_ledger *l, LDAP *ld)
-{
-	int req = l->tls_require == RG_TLS_NEVER ? LDAP_OPT_X_TLS_NEVER : LDAP_OPT_X_TLS_DEMAND;
-	int zero = 0;
-
-	if (l->tls_ca_file &&
-	    ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, l->tls_ca_file) != LDAP_OPT_SUCCESS)
-		return -1;
-	if (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &req) != LDAP_OPT_SUCCESS)
-		return -1;
-	return ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero) == LDAP_OPT_SUCCESS ? 0 : -1;
-}
-
-static int bind_session(const struct ldap_ledger *l, LDAP *ld, bool secure, char *err,
-			size_t errlen)
-{
-	char pw[PASSWORD_MAX], *diag = NULL;
-	struct berval cred = { 0, NULL };
-	int msgid, rc;
-
-	if (l->bind_dn) {
-		if (!secure && !l->allow_insecure_bind) {
-			rg_ledger_err(err, errlen,
-				      "ledger ldap: refusing a simple bind without TLS "
-				      "(directory.allow-insecure-bind)");
-			return LDAP_CONFIDENTIALITY_REQUIRED;
-		}
-		struct rg_directory_cfg d = { .bind_password_file = l->password_file,
-					      .password_file_check = l->password_check };
-
-		if (rg_config_read_password(&d, pw, sizeof(pw), err, errlen) != 0)
-			return LDAP_OTHER;
-		cred.bv_val = pw;
-		cred.bv_len = strlen(pw);
-		rc = ldap_sasl_bind(ld, l->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, &msgid);
-		explicit_bzero(pw, sizeof(pw));
-	} else {
-		/* an empty initial response: "the identity the transport proved" */
-		cred.bv_val = "";
-		rc = ldap_sasl_bind(ld, NULL, "EXTERNAL", &cred, NULL, NULL, &msgid);
-	}
-	if (rc == LDAP_SUCCESS)
-		rc = finish(l, ld, msgid, &diag, NULL);
-	if (rc != LDAP_SUCCESS)
-		rg_ledger_err(err, errlen, "ledger ldap: bind as %s: %s%s%s",
-			      l->bind_dn ? l->bind_dn : "SASL EXTERNAL", ldap_err2string(rc),
-			      diag && *diag ? ": " : "", diag ? diag : "");
-	ldap_memfree(diag);
-	return rc;
-}
-
-static int connect_uri(const struct ldap_ledger *l, const char *uri, LDAP **out, char *err,
-		       size_t errlen)
-{
-	struct timeval tv = { (time_t)l->timeout, 0 };
-	int v3 = LDAP_VERSION3, rc, msgid;
-	bool ldaps = strncasecmp(uri, "ldaps://", 8) == 0;
-	bool ldapi = strncasecmp(uri, "ldapi://", 8) == 0;
-	bool starttls = !ldaps && !ldapi && l->tls == RG_TLS_STARTTLS;
-	LDAP *ld = NULL;
-
-	*out = NULL;
-	rc = ldap_initialize(&ld, uri);
-	if (rc != LDAP_SUCCESS) {
-		rg_ledger_err(err, errlen, "ledger ldap: %s: %s", uri, ldap_err2string(rc));
-		return rc;
-	}
-	if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
-	    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
-	    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
-	    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
-	    ldap_set_option(ld, LDAP_OPT_RESTART, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||
-	    ((ldaps || starttls) && set_tls(l, ld) != 0)) {
-		rg_ledger_err(err, errlen, "ledger ldap: %s: cannot set session options", uri);
-		ldap_unbind_ext(ld, NULL, NULL);
-		return LDAP_LOCAL_ERROR;
-	}
-	if (starttls) {
-		rc = ldap_start_tls(ld, NULL, NULL, &msgid);
-		if (rc == LDAP_SUCCESS)
-			rc = finish(l, ld, msgid, NULL, NULL);
-		if (rc == LDAP_SUCCESS)
-			rc = ldap_install_tls(ld);
-		if (rc != LDAP_SUCCESS) {
-			rg_ledger_err(err, errlen, "ledger ldap: %s: StartTLS: %s", uri,
-				      ldap_err2string(rc));
-			ldap_unbind_ext(ld, NULL, NULL);
-			return rc;
-		}
-	}
-	rc = bind_session(l, ld, ldaps || ldapi || starttls, err, errlen);
-	if (rc != LDAP_SUCCESS) {
-		ldap_unbind_ext(ld, NULL, NULL);
-		return rc;
-	}
-	*out = ld;
-	return LDAP_SUCCESS;
-}
-
-/* A session: an idle one from the pool, else a new one (URIs in order). */
+/* A session: an idle one from the pool, else a new one (directory.c's
+ * connection: URIs in order, TLS policy, bounded handshake, bind). */
 static int checkout(struct ldap_ledger *l, struct conn *c, bool fresh, char *err, size_t errlen)
 {
-	int rc = LDAP_SERVER_DOWN;
+	char why[512];
+	enum rg_dir_status st;
 
 	memset(c, 0, sizeof(*c));
 	if (!fresh) {
@@ -376,39 +260,44 @@ static int checkout(struct ldap_ledger *l, struct conn *c, bool fresh, char *err
 			l->pid = getpid();
 		}
 		if (l->nidle > 0) {
-			c->ld = l->idle[--l->nidle];
+			c->dc = l->idle[--l->nidle];
 			c->reused = true;
 		}
 		pthread_mutex_unlock(&l->mu);
-		if (c->ld)
-			return LDAP_SUCCESS;
 	}
-	for (size_t i = 0; l->uris[i]; i++) {
-		rc = connect_uri(l, l->uris[i], &c->ld, err, errlen);
-		if (rc == LDAP_SUCCESS) {
-			c->uri = l->uris[i];
-			return rc;
+	if (!c->dc) {
+		st = rg_dir_conn_open(l->target, SIZE_MAX, &c->dc, why, sizeof(why));
+		if (st != RG_DIR_OK) {
+			rg_ledger_err(err, errlen, "ledger ldap: %s", why);
+			return st == RG_DIR_UNAVAILABLE ? LDAP_SERVER_DOWN : LDAP_OTHER;
 		}
-		if (!conn_error(rc))
-			break; /* the server answered: a bind refused is not a failover case */
 	}
-	return rc;
+	c->ld = rg_dir_conn_ld(c->dc);
+	return LDAP_SUCCESS;
 }
 
-static void checkin(struct ldap_ledger *l, struct conn *c, bool healthy)
+/* Give a session back after an operation that ended with rc.  A healthy
+ * session to the first URI goes back to the pool; one to a later URI is
+ * closed, so the ledger returns to the first server as soon as that answers
+ * again.  A fresh session that failed marks its server for backoff. */
+static void checkin(struct ldap_ledger *l, struct conn *c, int rc, const char *why)
 {
-	if (!c->ld)
+	bool healthy = rc == LDAP_SUCCESS || !conn_error(rc);
+
+	if (!c->dc)
 		return;
-	if (healthy) {
+	if (!healthy && !c->reused)
+		rg_dir_target_note(l->target, rg_dir_conn_index(c->dc), RG_DIR_UNAVAILABLE, why);
+	if (healthy && rg_dir_conn_index(c->dc) == 0) {
 		pthread_mutex_lock(&l->mu);
 		if (l->pid == getpid() && l->nidle < POOL_MAX) {
-			l->idle[l->nidle++] = c->ld;
-			c->ld = NULL;
+			l->idle[l->nidle++] = c->dc;
+			c->dc = NULL;
 		}
 		pthread_mutex_unlock(&l->mu);
 	}
-	if (c->ld)
-		ldap_unbind_ext(c->ld, NULL, NULL);
+	rg_dir_conn_close(c->dc);
+	c->dc = NULL;
 	c->ld = NULL;
 }
 
@@ -446,7 +335,7 @@ static int read_entry(const struct ldap_ledger *l, LDAP *ld, const char *dn, con
 	rc = ldap_search_ext(ld, dn, LDAP_SCOPE_BASE, filter, attrs, 0, NULL, NULL, &tv, 1,
 			     &msgid);
 	if (rc == LDAP_SUCCESS)
-		rc = wait_result(l, ld, msgid, &res);
+		rc = rg_dir_wait_result(ld, msgid, l->timeout, &res);
 	if (rc != LDAP_SUCCESS) {
 		rg_ledger_err(err, errlen, "ledger ldap: read %s: %s", dn, ldap_err2string(rc));
 		return rc;
@@ -723,6 +612,7 @@ static enum rg_ledger_result ldap_reserve(struct rg_ledger *base, const struct r
 	struct ldap_ledger *l = (struct ldap_ledger *)base;
 	enum rg_ledger_result result = RG_LEDGER_FAILED;
 	char *dn = site_day_dn(l, r->site, r->day);
+	struct rg_dir_sigpipe g;
 	struct conn c;
 	int rc;
 
@@ -730,18 +620,20 @@ static enum rg_ledger_result ldap_reserve(struct rg_ledger *base, const struct r
 		rg_ledger_err(err, errlen, "ledger ldap: cannot build the site-day DN");
 		return RG_LEDGER_FAILED;
 	}
+	rg_dir_sigpipe_block(&g);
 	rc = checkout(l, &c, false, err, errlen);
 	if (rc == LDAP_SUCCESS)
 		rc = reserve_on(l, c.ld, dn, r, &result, occupancy, err, errlen);
 	if (rc != LDAP_SUCCESS && c.reused && (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR)) {
 		/* a pooled session went stale (server restarted): once more on a
 		 * fresh one.  Safe: a repeated admission is a re-entry. */
-		checkin(l, &c, false);
+		checkin(l, &c, rc, err);
 		rc = checkout(l, &c, true, err, errlen);
 		if (rc == LDAP_SUCCESS)
 			rc = reserve_on(l, c.ld, dn, r, &result, occupancy, err, errlen);
 	}
-	checkin(l, &c, rc == LDAP_SUCCESS || !conn_error(rc));
+	checkin(l, &c, rc, err);
+	rg_dir_sigpipe_restore(&g);
 	free(dn);
 	return rc == LDAP_SUCCESS ? result : RG_LEDGER_FAILED;
 }
@@ -775,6 +667,7 @@ static int ldap_day(struct rg_ledger *base, const char *site, int32_t day, bool 
 	struct ldap_ledger *l = (struct ldap_ledger *)base;
 	char *dn = site_day_dn(l, site, day);
 	struct day_entry de = { 0 };
+	struct rg_dir_sigpipe g;
 	struct conn c;
 	int rc, ret = -1;
 
@@ -782,17 +675,19 @@ static int ldap_day(struct rg_ledger *base, const char *site, int32_t day, bool 
 		rg_ledger_err(err, errlen, "ledger ldap: cannot build the site-day DN");
 		return -1;
 	}
+	rg_dir_sigpipe_block(&g);
 	rc = checkout(l, &c, false, err, errlen);
 	if (rc == LDAP_SUCCESS)
 		rc = read_entry(l, c.ld, dn, "(objectClass=*)", with_admissions, &de, err, errlen);
 	if (rc != LDAP_SUCCESS && c.reused && conn_error(rc)) {
-		checkin(l, &c, false);
+		checkin(l, &c, rc, err);
 		rc = checkout(l, &c, true, err, errlen);
 		if (rc == LDAP_SUCCESS)
 			rc = read_entry(l, c.ld, dn, "(objectClass=*)", with_admissions, &de, err,
 					errlen);
 	}
-	checkin(l, &c, rc == LDAP_SUCCESS || !conn_error(rc));
+	checkin(l, &c, rc, err);
+	rg_dir_sigpipe_restore(&g);
 	if (rc == LDAP_SUCCESS) {
 		if (summary_from(&de, out) == 0) {
 			ret = 0;
@@ -824,7 +719,7 @@ static long prune_on(struct ldap_ledger *l, LDAP *ld, int64_t cutoff, int *rcp, 
 	rc = ldap_search_ext(ld, l->ldap_base, LDAP_SCOPE_ONELEVEL, filter, attrs, 0, NULL, NULL,
 			     &tv, 0, &msgid);
 	if (rc == LDAP_SUCCESS)
-		rc = wait_result(l, ld, msgid, &res);
+		rc = rg_dir_wait_result(ld, msgid, l->timeout, &res);
 	if (rc != LDAP_SUCCESS)
 		goto fail;
 	for (e = ldap_first_entry(ld, res); e; e = ldap_next_entry(ld, e)) {
@@ -878,14 +773,17 @@ static long ldap_prune(struct rg_ledger *base, int32_t today, unsigned retain_da
 		       size_t errlen)
 {
 	struct ldap_ledger *l = (struct ldap_ledger *)base;
+	struct rg_dir_sigpipe g;
 	struct conn c;
 	int rc;
 	long n = -1;
 
+	rg_dir_sigpipe_block(&g);
 	rc = checkout(l, &c, false, err, errlen);
 	if (rc == LDAP_SUCCESS)
 		n = prune_on(l, c.ld, (int64_t)today - retain_days, &rc, err, errlen);
-	checkin(l, &c, rc == LDAP_SUCCESS || !conn_error(rc));
+	checkin(l, &c, rc, err);
+	rg_dir_sigpipe_restore(&g);
 	return rc == LDAP_SUCCESS ? n : -1;
 }
 
@@ -897,71 +795,32 @@ static void ldap_close(struct rg_ledger *base)
 
 	if (l->pid == getpid()) {
 		for (size_t i = 0; i < l->nidle; i++)
-			ldap_unbind_ext(l->idle[i], NULL, NULL);
+			rg_dir_conn_close(l->idle[i]);
 	}
 	pthread_mutex_destroy(&l->mu);
-	if (l->uris) {
-		for (size_t i = 0; l->uris[i]; i++)
-			free(l->uris[i]);
-		free(l->uris);
-	}
-	free(l->bind_dn);
-	free(l->password_file);
-	free(l->tls_ca_file);
+	rg_dir_target_free(l->target);
 	free(l->ldap_base);
 	free(l);
-}
-
-static int dup_opt(char **dst, const char *src)
-{
-	*dst = NULL;
-	if (!src)
-		return 0;
-	*dst = strdup(src);
-	return *dst ? 0 : -1;
-}
-
-static int split_uris(struct ldap_ledger *l, const char *list)
-{
-	const char *p = list;
-	size_t n = 0;
-
-	l->uris = calloc(strlen(list) / 2 + 2, sizeof(char *));
-	if (!l->uris)
-		return -1;
-	while (*p) {
-		size_t len = strcspn(p, " \t,");
-
-		if (len) {
-			l->uris[n] = strndup(p, len);
-			if (!l->uris[n])
-				return -1;
-			n++;
-		}
-		p += len;
-		p += strspn(p, " \t,");
-	}
-	return n ? 0 : 1;
 }
 
 int rg_ledger_ldap_open(const struct rg_config *cfg, struct rg_ledger **out, char *err,
 			size_t errlen)
 {
-	const struct rg_directory_cfg *d = &cfg->directory;
+	struct rg_directory_cfg conn;
 	struct ldap_ledger *l;
-	int rc;
 
 	*out = NULL;
 	if (!cfg->ledger.ldap_base || !*cfg->ledger.ldap_base) {
 		rg_ledger_err(err, errlen, "ledger: backend ldap needs ledger.ldap-base");
 		return -1;
 	}
-	if (!d->uri || !*d->uri) {
-		rg_ledger_err(err, errlen, "ledger: backend ldap needs directory.uri");
+	rg_config_ledger_connection(cfg, &conn);
+	if (!conn.uri || !*conn.uri) {
+		rg_ledger_err(err, errlen, "ledger: backend ldap needs ledger.uri or directory.uri");
 		return -1;
 	}
-	if (d->bind_dn && !d->bind_password_file) {
-		rg_ledger_err(err, errlen, "ledger: directory.bind-dn needs bind-password-file");
+	if (conn.bind_dn && !conn.bind_password_file) {
+		rg_ledger_err(err, errlen, "ledger: bind-dn needs bind-password-file");
 		return -1;
 	}
 	l = calloc(1, sizeof(*l));
@@ -972,20 +831,16 @@ int rg_ledger_ldap_open(const struct rg_config *cfg, struct rg_ledger **out, cha
 	pthread_mutex_init(&l->mu, NULL);
 	l->base.ops = &ldap_ops;
 	l->pid = getpid();
-	l->timeout = d->timeout ? d->timeout : DEFAULT_TIMEOUT;
-	l->password_check = d->password_file_check;
-	l->tls = d->tls;
-	l->tls_require = d->tls_require_cert;
-	l->allow_insecure_bind = d->allow_insecure_bind;
-	rc = split_uris(l, d->uri);
-	if (rc == 0 && (dup_opt(&l->bind_dn, d->bind_dn) || dup_opt(&l->password_file,
-								      d->bind_password_file) ||
-			dup_opt(&l->tls_ca_file, d->tls_ca_file) ||
-			dup_opt(&l->ldap_base, cfg->ledger.ldap_base)))
-		rc = -1;
-	if (rc != 0) {
-		rg_ledger_err(err, errlen, rc > 0 ? "ledger: directory.uri lists no URI"
-						  : "ledger: out of memory");
+	if (conn.timeout == 0)
+		conn.timeout = DEFAULT_TIMEOUT;
+	l->timeout = conn.timeout;
+	l->target = rg_dir_target_new(&conn);
+	l->ldap_base = strdup(cfg->ledger.ldap_base);
+	if (!l->target || !l->ldap_base) {
+		if (!l->ldap_base)
+			rg_ledger_err(err, errlen, "ledger: out of memory");
+		else
+			rg_ledger_err(err, errlen, "ledger: uri lists no URI (or out of memory)");
 		ldap_close(&l->base);
 		return -1;
 	}

@@ -10,9 +10,15 @@
 #     ledger-unavailable, PAM_SERVICE_ERR, a ledger.error audit record) and
 #     nothing is counted on the replica; back to normal once the provider is;
 #  c. no ledger server at all while the person is answered from the cache of
-#     a long-lived (PAM) process: PAM_SERVICE_ERR, never a grant.
-# There is no separate ledger server setting: the ledger uses directory.uri
-# (tried in order) and the directory's credentials.
+#     a long-lived (PAM) process: PAM_SERVICE_ERR and ledger.error records,
+#     never a grant, and never a host killed by SIGPIPE;
+#  d. a separate ledger server (ledger.uri, ledger.bind-dn,
+#     ledger.bind-password-file): the directory is read from one server, the
+#     count is written to the other with the ledger's own account; a ledger
+#     server that accepts and then says nothing fails the decision within the
+#     timeout; tls-require-cert = never is refused for a remote ledger server.
+# Without ledger.uri the ledger uses directory.uri (tried in order) and the
+# directory's credentials (sections a to c).
 set -e
 . "$top_srcdir/tests/fixtures/lib.sh"
 RG_SLAPD_SCHEMAS="$top_srcdir/conf/schema/rotagate.schema"
@@ -20,7 +26,12 @@ RG_SLAPD_DBEXTRA="$(cat "$top_srcdir/conf/schema/rotagate-acl.conf")"
 rg_test_init ldapledger
 PRIMARY_URI=$RG_LDAP_URI
 # the replica (section b) is ours to stop; then the fixture's cleanup
-trap 'rc=$?; set +e; rg_slapd_stop "$RG_T/replica" >/dev/null 2>&1; (exit $rc); rg__cleanup' EXIT
+# (and the separate ledger server and the silent server of section d)
+blackhole_pid=
+trap 'rc=$?; set +e; rg_slapd_stop "$RG_T/replica" >/dev/null 2>&1
+rg_slapd_stop "$RG_T/ledgersrv" >/dev/null 2>&1
+[ -z "$blackhole_pid" ] || { kill "$blackhole_pid"; wait "$blackhole_pid"; } 2>/dev/null
+(exit $rc); rg__cleanup' EXIT
 
 # the occupancy container and two door controllers' service accounts
 cat > "$RG_T/occupancy.ldif" <<'LDIF'
@@ -295,4 +306,118 @@ assert got == [("alice", "rota-day"), ("frank", "rota-day"), ("alice", "ledger-u
                ("frank", "ledger-unavailable"), ("grace", "directory-unavailable")], got
 assert len(errs) == 2, "ledger.error records: %d" % len(errs)
 PY
+###########################################################################
+echo "== d. a separate ledger server: ledger.uri, ledger.bind-dn, ledger.bind-password-file"
+rg_slapd_restart "$RG_T/slapd" || rg_fail "slapd did not restart"
+# the ledger server holds no people, only the occupancy container and an
+# account of its own that the directory server does not know
+cat > "$RG_T/ledgersrv.ldif" <<'LDIF'
+dn: dc=example,dc=org
+objectClass: dcObject
+objectClass: organization
+dc: example
+o: Example Org ledger
+
+dn: ou=occupancy,dc=example,dc=org
+objectClass: organizationalUnit
+ou: occupancy
+
+dn: ou=services,dc=example,dc=org
+objectClass: organizationalUnit
+ou: services
+
+dn: ou=controllers,ou=services,dc=example,dc=org
+objectClass: organizationalUnit
+ou: controllers
+
+dn: cn=ledger-writer,ou=controllers,ou=services,dc=example,dc=org
+objectClass: applicationProcess
+objectClass: simpleSecurityObject
+cn: ledger-writer
+userPassword: ledger-writer-secret
+LDIF
+rg_slapd_start "$RG_T/ledgersrv" "$RG_T/ledgersrv.ldif" || rg_fail "ledger slapd did not start"
+LEDGER_URI=$RG_LDAP_URI
+RG_LDAP_URI=$PRIMARY_URI
+( umask 077; printf 'ledger-writer-secret\n' > "$RG_T/pw-ledger" )
+# ledger_keys FILE URI [BIND-DN PWFILE]: add ledger connection keys to a
+# config written by write_conf
+ledger_keys() {
+	python3 - "$@" <<'PY2'
+import sys
+path, uri = sys.argv[1], sys.argv[2]
+extra = '  uri = "%s"\n' % uri
+if len(sys.argv) > 3:
+    extra += '  bind-dn = "%s"\n  bind-password-file = "%s"\n' % (sys.argv[3], sys.argv[4])
+text = open(path).read()
+assert "  backend = ldap\n" in text
+open(path, "w").write(text.replace("  backend = ldap\n", "  backend = ldap\n" + extra, 1))
+PY2
+}
+CONF_E="$RG_T/door-e.conf"
+write_conf "$CONF_E" door-a "$PRIMARY_URI" 10
+ledger_keys "$CONF_E" "$LEDGER_URI" "cn=ledger-writer,ou=controllers,ou=services,dc=example,dc=org" \
+	"$RG_T/pw-ledger"
+rg_expect_exit 0 rg_ctl -c "$CONF_E" config-test
+THU="2026-06-04 09:00"
+rg_expect_exit 0 rg_ctl -c "$CONF_E" admit bob --door main-entrance --at "$THU"
+rg_expect_line '^GRANT reason=rota-day site=hq rule=team-b occupancy=1/10$'
+rg_expect_exit 0 rg_ctl -c "$CONF_E" admit carol --door side-gate --at "$THU"
+rg_expect_line '^GRANT reason=exempt site=hq rule=estates occupancy=2/10$'
+rg_expect_exit 0 rg_ctl -c "$CONF_E" admit bob --door side-gate --at "2026-06-04 13:00"
+rg_expect_line '^GRANT reason=re-entry site=hq rule=team-b occupancy=2/10$'
+[ "$(ldap_count "$LEDGER_URI" 2026-06-04)" = 2 ] || rg_fail "the count is not on the ledger server"
+[ -z "$(ldap_count "$PRIMARY_URI" 2026-06-04)" ] || rg_fail "something was counted on the directory server"
+w=$(ldapsearch -LLL -Q -Y EXTERNAL -H "$LEDGER_URI" -b "ou=occupancy,dc=example,dc=org" \
+	"(&(rgSite=hq)(rgDate=2026-06-04))" modifiersName | sed -n 's/^modifiersName: //p')
+[ "$w" = "cn=ledger-writer,ou=controllers,ou=services,dc=example,dc=org" ] ||
+	rg_fail "the ledger entry was written as '$w', not as the ledger's own account"
+rg_expect_exit 0 rg_ctl -c "$CONF_E" occupancy --site hq --date 2026-06-04 --json --names
+jcheck 'assert d[0]["count"] == 2 and sorted(a["user"] for a in d[0]["admissions"]) == ["bob", "carol"], d'
+
+echo "# the directory's credentials are not the ledger's: without ledger.bind-dn the bind fails"
+CONF_F="$RG_T/door-f.conf"
+write_conf "$CONF_F" door-a "$PRIMARY_URI" 10
+ledger_keys "$CONF_F" "$LEDGER_URI"
+rg_expect_exit 2 rg_ctl -c "$CONF_F" admit heidi --door main-entrance --at "$THU" --json
+jcheck 'assert d["verdict"] == "ERROR" and d["reason"] == "ledger-unavailable" and d["rule"] == "team-b", d'
+
+echo "# the ledger server down, the directory up: ERROR ledger-unavailable"
+rg_slapd_stop "$RG_T/ledgersrv"
+rg_expect_exit 2 rg_ctl -c "$CONF_E" admit heidi --door main-entrance --at "$THU"
+rg_expect_line '^ERROR reason=ledger-unavailable site=hq rule=team-b '
+
+echo "# a ledger server that accepts and then says nothing: bounded by the timeout"
+python3 "$top_srcdir/tests/directory/blackhole.py" "$RG_T/blackhole.port" &
+blackhole_pid=$!
+i=0; while [ ! -s "$RG_T/blackhole.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ -s "$RG_T/blackhole.port" ] || rg_fail "blackhole.py did not start"
+BH="127.0.0.1:$(cat "$RG_T/blackhole.port")"
+for uri in "ldaps://$BH" "ldap://$BH"; do
+	CONF_G="$RG_T/door-g.conf"
+	write_conf "$CONF_G" door-a "$PRIMARY_URI" 10
+	# ldap:// with StartTLS: the StartTLS request itself waits at most timeout
+	sed -i 's/^  tls = none$/  tls = starttls/' "$CONF_G"
+	ledger_keys "$CONF_G" "$uri" "cn=ledger-writer,ou=controllers,ou=services,dc=example,dc=org" \
+		"$RG_T/pw-ledger"
+	t0=$(date +%s%N)
+	rg_expect_exit 2 timeout 60 "$RG_CTL" -c "$CONF_G" admit heidi --door main-entrance --at "$THU"
+	t1=$(date +%s%N)
+	rg_expect_line '^ERROR reason=ledger-unavailable site=hq rule=team-b '
+	ms=$(( (t1 - t0) / 1000000 ))
+	echo "$uri: failed closed after ${ms} ms (timeout = 2 s)"
+	[ "$ms" -lt 10000 ] || rg_fail "a silent ledger server held the door for ${ms} ms"
+done
+kill "$blackhole_pid"; wait "$blackhole_pid" 2>/dev/null || true; blackhole_pid=
+
+echo "# tls-require-cert = never: refused for a ledger server that is not local"
+CONF_H="$RG_T/door-h.conf"
+write_conf "$CONF_H" door-a "$PRIMARY_URI" 10
+sed -i 's/^  tls = none$/  tls = none\n  tls-require-cert = never/' "$CONF_H"
+ledger_keys "$CONF_H" "ldaps://192.0.2.1:636" "cn=ledger-writer,ou=controllers,ou=services,dc=example,dc=org" \
+	"$RG_T/pw-ledger"
+rg_expect_exit 2 rg_ctl -c "$CONF_H" check heidi --door main-entrance --at "$THU"
+rg_expect_line '^ERROR reason=ledger-unavailable '
+printf '%s\n' "$RG_OUT" | grep -q 'only accepted for ldapi' ||
+	{ printf '%s\n' "$RG_OUT" >&2; rg_fail "the TLS policy refusal is not explained"; }
 echo "PASS"

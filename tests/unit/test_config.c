@@ -200,6 +200,33 @@ static const struct bad_case bad_cases[] = {
 	  "ledger: path 'var/lib/rotagate' must be an absolute path" },
 	{ "map-size zero", DIR4 "ledger {\n  map-size = 0\n}\n" SITE3 "}\n", 6,
 	  "ledger: map-size = 0 is out of range" },
+	{ "ledger uri not LDAP",
+	  DIR4 "ledger {\n  backend = ldap\n  ldap-base = \"ou=occ,dc=example,dc=org\"\n"
+	  "  uri = \"ldaps://provider.example.org https://x.example.org\"\n}\n" SITE3 "}\n",
+	  8, "ledger: uri 'https://x.example.org' is not an LDAP URI" },
+	{ "ledger uri naming no URI", DIR4 "ledger {\n  uri = \" , \"\n}\n" SITE3 "}\n", 6,
+	  "ledger: uri names no LDAP URI" },
+	{ "ledger bind-dn without bind-password-file",
+	  DIR4 "ledger {\n  uri = \"ldapi:///\"\n  bind-dn = \"cn=ledger,dc=example,dc=org\"\n}\n"
+	  SITE3 "}\n",
+	  7, "ledger: bind-dn is set but bind-password-file is not" },
+	{ "ledger bind-password-file without bind-dn",
+	  DIR4 "ledger {\n  bind-password-file = \"/nonexistent/secret\"\n}\n" SITE3 "}\n", 6,
+	  "ledger: bind-password-file is set but bind-dn is not" },
+	{ "ledger bind-dn not a DN",
+	  DIR4 "ledger {\n  bind-dn = \"ledger writer\"\n"
+	  "  bind-password-file = \"/nonexistent/secret\"\n}\n" SITE3 "}\n",
+	  6, "ledger: bind-dn 'ledger writer' is not a valid DN" },
+	{ "ledger bind-password-file missing",
+	  DIR4 "ledger {\n  bind-dn = \"cn=ledger,dc=example,dc=org\"\n"
+	  "  bind-password-file = \"/nonexistent/secret\"\n}\n" SITE3 "}\n",
+	  7, "ledger: bind-password-file '/nonexistent/secret': No such file or directory" },
+	{ "ledger bind-password-file relative",
+	  DIR4 "ledger {\n  bind-dn = \"cn=ledger,dc=example,dc=org\"\n"
+	  "  bind-password-file = \"ledger.secret\"\n}\n" SITE3 "}\n",
+	  7, "ledger: bind-password-file 'ledger.secret' must be an absolute path" },
+	{ "ledger uri set twice", DIR4 "ledger {\n  uri = \"ldapi:///\"\n  uri = \"ldapi:///\"\n}\n"
+	  SITE3 "}\n", 7, "uri is set twice in this section (first on line " },
 	{ "format unknown", DIR4 "audit {\n  format = json\n}\n" SITE3 "}\n", 6,
 	  "audit: format 'json' is not valid (use rfc3164 or rfc5424)" },
 	{ "facility unknown", DIR4 "audit {\n  facility = kernel\n}\n" SITE3 "}\n", 6,
@@ -348,6 +375,7 @@ static const char full_text[] =
 	"  backend = ldap\n"
 	"  path = \"/srv/rotagate\"\n"
 	"  ldap-base = \"ou=occupancy,dc=example,dc=org\"\n"
+	"  uri = \"ldaps://provider.example.org\"\n"
 	"  retain-days = 30\n"
 	"  map-size = 16\n"
 	"}\n"
@@ -424,6 +452,9 @@ START_TEST(test_full_config_parses_into_the_expected_struct)
 	ck_assert_int_eq(cfg->ledger.backend, RG_LEDGER_LDAP);
 	ck_assert_str_eq(cfg->ledger.path, "/srv/rotagate");
 	ck_assert_str_eq(cfg->ledger.ldap_base, "ou=occupancy,dc=example,dc=org");
+	ck_assert_str_eq(cfg->ledger.uri, "ldaps://provider.example.org");
+	ck_assert_ptr_null(cfg->ledger.bind_dn);
+	ck_assert_ptr_null(cfg->ledger.bind_password_file);
 	ck_assert_uint_eq(cfg->ledger.retain_days, 30);
 	ck_assert_uint_eq(cfg->ledger.map_size, 16u * 1024 * 1024);
 
@@ -520,6 +551,9 @@ START_TEST(test_minimal_config_gets_the_documented_defaults)
 	ck_assert_int_eq(cfg->ledger.backend, RG_LEDGER_LMDB);
 	ck_assert_str_eq(cfg->ledger.path, "/var/lib/rotagate");
 	ck_assert_ptr_null(cfg->ledger.ldap_base);
+	ck_assert_ptr_null(cfg->ledger.uri);
+	ck_assert_ptr_null(cfg->ledger.bind_dn);
+	ck_assert_ptr_null(cfg->ledger.bind_password_file);
 	ck_assert_uint_eq(cfg->ledger.retain_days, 400);
 	ck_assert_uint_eq(cfg->ledger.map_size, 64u * 1024 * 1024);
 	ck_assert_str_eq(cfg->audit.target, "syslog");
@@ -709,6 +743,110 @@ START_TEST(test_password_file_not_owned_by_root_is_refused_unless_check_is_off)
 }
 END_TEST
 
+/* directory bound as cn=door with dir_secret; a ledger section with `ledger` inside */
+static char *ledger_config(const char *dir_secret, const char *ledger)
+{
+	return g_strdup_printf("directory {\n  uri = \"ldaps://replica.example.org\"\n"
+			       "  base = \"dc=example,dc=org\"\n"
+			       "  bind-dn = \"cn=door,dc=example,dc=org\"\n"
+			       "  bind-password-file = \"%s\"\n"
+			       "  password-file-check = false\n  timeout = 3\n}\n"
+			       "ledger {\n  backend = ldap\n"
+			       "  ldap-base = \"ou=occupancy,dc=example,dc=org\"\n%s}\n" SITE3 "}\n",
+			       dir_secret, ledger);
+}
+
+START_TEST(test_ledger_connection_defaults_to_the_directory)
+{
+	char *secret = write_file("secret", "s3cret\n", 0600);
+	char *text = ledger_config(secret, "");
+	struct rg_config *cfg = NULL;
+	struct rg_directory_cfg conn;
+	char err[1024] = "";
+	ck_assert_msg(rg_config_load_string("l.conf", text, &cfg, err, sizeof err) == 0, "%s", err);
+	rg_config_ledger_connection(cfg, &conn);
+	ck_assert_str_eq(conn.uri, "ldaps://replica.example.org");
+	ck_assert_str_eq(conn.bind_dn, "cn=door,dc=example,dc=org");
+	ck_assert_str_eq(conn.bind_password_file, secret);
+	ck_assert_uint_eq(conn.timeout, 3);
+	rg_config_free(cfg);
+	g_free(text);
+	g_free(secret);
+}
+END_TEST
+
+START_TEST(test_ledger_uri_alone_keeps_the_directory_credentials)
+{
+	char *secret = write_file("secret", "s3cret\n", 0600);
+	char *text = ledger_config(secret, "  uri = \"ldaps://provider.example.org\"\n");
+	struct rg_config *cfg = NULL;
+	struct rg_directory_cfg conn;
+	char err[1024] = "";
+	ck_assert_msg(rg_config_load_string("l.conf", text, &cfg, err, sizeof err) == 0, "%s", err);
+	rg_config_ledger_connection(cfg, &conn);
+	ck_assert_str_eq(conn.uri, "ldaps://provider.example.org");
+	ck_assert_str_eq(conn.bind_dn, "cn=door,dc=example,dc=org");
+	ck_assert_str_eq(conn.bind_password_file, secret);
+	/* the directory itself is unchanged */
+	ck_assert_str_eq(cfg->directory.uri, "ldaps://replica.example.org");
+	rg_config_free(cfg);
+	g_free(text);
+	g_free(secret);
+}
+END_TEST
+
+START_TEST(test_ledger_has_its_own_server_and_credentials)
+{
+	char *secret = write_file("secret", "s3cret\n", 0600);
+	char *lsecret = write_file("ledger.secret", "l3dger\n", 0400);
+	char *keys = g_strdup_printf("  uri = \"ldaps://provider.example.org\"\n"
+				     "  bind-dn = \"cn=ledger,ou=services,dc=example,dc=org\"\n"
+				     "  bind-password-file = \"%s\"\n",
+				     lsecret);
+	char *text = ledger_config(secret, keys);
+	struct rg_config *cfg = NULL;
+	struct rg_directory_cfg conn;
+	char err[1024] = "", pw[64];
+	ck_assert_msg(rg_config_load_string("l.conf", text, &cfg, err, sizeof err) == 0, "%s", err);
+	ck_assert_str_eq(cfg->ledger.uri, "ldaps://provider.example.org");
+	ck_assert_str_eq(cfg->ledger.bind_dn, "cn=ledger,ou=services,dc=example,dc=org");
+	ck_assert_str_eq(cfg->ledger.bind_password_file, lsecret);
+	rg_config_ledger_connection(cfg, &conn);
+	ck_assert_str_eq(conn.uri, "ldaps://provider.example.org");
+	ck_assert_str_eq(conn.bind_dn, "cn=ledger,ou=services,dc=example,dc=org");
+	ck_assert_int_eq(rg_config_read_password(&conn, pw, sizeof pw, err, sizeof err), 0);
+	ck_assert_str_eq(pw, "l3dger");
+	ck_assert_str_eq(cfg->directory.bind_dn, "cn=door,dc=example,dc=org");
+	rg_config_free(cfg);
+	g_free(text);
+	g_free(keys);
+	g_free(lsecret);
+	g_free(secret);
+}
+END_TEST
+
+START_TEST(test_ledger_password_file_readable_by_others_is_refused)
+{
+	char *secret = write_file("secret", "s3cret\n", 0600);
+	char *lsecret = write_file("ledger.secret", "l3dger\n", 0644);
+	char *keys = g_strdup_printf("  bind-dn = \"cn=ledger,ou=services,dc=example,dc=org\"\n"
+				     "  bind-password-file = \"%s\"\n",
+				     lsecret);
+	char *text = ledger_config(secret, keys);
+	struct rg_config *cfg = NULL;
+	char err[1024];
+	ck_assert_int_eq(rg_config_load_string("l.conf", text, &cfg, err, sizeof err), -1);
+	ck_assert_ptr_null(cfg);
+	ck_assert_msg(strstr(err, "l.conf:13: ledger: bind-password-file") == err, "%s", err);
+	ck_assert_msg(strstr(err, "is accessible by group or others (mode 0644)"), "%s", err);
+	ck_assert_msg(!strstr(err, "l3dger"), "%s", err);
+	g_free(text);
+	g_free(keys);
+	g_free(lsecret);
+	g_free(secret);
+}
+END_TEST
+
 static int read_secret(const char *content, mode_t mode, char *buf, size_t len, char *err,
 		       size_t errlen)
 {
@@ -844,6 +982,10 @@ static Suite *config_suite(void)
 	tcase_add_test(files, test_read_password_strips_one_trailing_newline);
 	tcase_add_test(files, test_read_password_refuses_empty_and_multiline_without_leaking);
 	tcase_add_test(files, test_shipped_example_loads_cleanly);
+	tcase_add_test(files, test_ledger_connection_defaults_to_the_directory);
+	tcase_add_test(files, test_ledger_uri_alone_keeps_the_directory_credentials);
+	tcase_add_test(files, test_ledger_has_its_own_server_and_credentials);
+	tcase_add_test(files, test_ledger_password_file_readable_by_others_is_refused);
 	suite_add_tcase(s, files);
 	return s;
 }
