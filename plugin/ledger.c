@@ -20,13 +20,6 @@ void rg_ledger_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-unsigned rg_ledger_limit(unsigned capacity, unsigned reserved, bool exempt)
-{
-	if (exempt)
-		return capacity;
-	return capacity > reserved ? capacity - reserved : 0;
-}
-
 const char *rg_ledger_backend_name(const struct rg_ledger *l)
 {
 	return l && l->ops ? l->ops->name : "none";

@@ -92,10 +92,7 @@ struct rg_ledger {
 	const struct rg_ledger_ops *ops;
 };
 
-/* The highest count at which this person may still take a place: count <
- * limit admits.  Non-exempt people stop at capacity - reserved (the last
- * `reserved` places are for exempt staff), exempt staff at capacity. */
-unsigned rg_ledger_limit(unsigned capacity, unsigned reserved, bool exempt);
+/* Who may take a place is rules.h's rg_rules_place_limit(). */
 
 /* Sort s->admissions by first-entry time, then person (backends use it). */
 void rg_ledger_sort_admissions(struct rg_day_summary *s);

@@ -48,6 +48,7 @@
 #include <unistd.h>
 #include "directory.h"
 #include "ledger.h"
+#include "rules.h"
 
 #define POOL_MAX 8
 #define DEFAULT_TIMEOUT 5
@@ -530,7 +531,7 @@ static int reserve_on(struct ldap_ledger *l, LDAP *ld, const char *dn,
 		      const struct rg_reservation *r, enum rg_ledger_result *result,
 		      unsigned *occupancy, char *err, size_t errlen)
 {
-	unsigned limit = rg_ledger_limit(r->capacity, r->reserved, r->exempt);
+	unsigned limit = rg_rules_place_limit(r->capacity, r->reserved, r->exempt);
 	struct day_entry de;
 	long long count;
 	int rc;

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "ledger.h"
+#include "rules.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define MAX_READERS 1024
@@ -610,7 +611,7 @@ static enum rg_ledger_result lmdb_reserve(struct rg_ledger *base, const struct r
 	size_t maxkey = (size_t)mdb_env_get_maxkeysize(e->env);
 	MDB_val akey, dkey, aval, cval;
 	struct counts c;
-	unsigned limit = rg_ledger_limit(r->capacity, r->reserved, r->exempt);
+	unsigned limit = rg_rules_place_limit(r->capacity, r->reserved, r->exempt);
 	bool admitted;
 	MDB_txn *txn;
 	int rc;

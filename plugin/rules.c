@@ -352,13 +352,16 @@ enum rotagate_reason rg_rota_matches(const struct rg_rota *r, const struct rg_lo
 	return rota_explain(r, lt, &b);
 }
 
-bool rg_rules_place_available(unsigned count, unsigned capacity, unsigned reserved, bool exempt)
+unsigned rg_rules_place_limit(unsigned capacity, unsigned reserved, bool exempt)
 {
 	if (exempt)
-		return count < capacity;
-	if (reserved >= capacity)
-		return false;
-	return count < capacity - reserved;
+		return capacity;
+	return capacity > reserved ? capacity - reserved : 0;
+}
+
+bool rg_rules_place_available(unsigned count, unsigned capacity, unsigned reserved, bool exempt)
+{
+	return count < rg_rules_place_limit(capacity, reserved, exempt);
 }
 
 /* ---- the whole evaluation */

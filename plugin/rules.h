@@ -82,4 +82,8 @@ enum rotagate_reason rg_rota_matches(const struct rg_rota *r, const struct rg_lo
  * (The ledger enforces this atomically; this is the rule it applies.) */
 bool rg_rules_place_available(unsigned count, unsigned capacity, unsigned reserved, bool exempt);
 
+/* The same rule as a limit: a person may take a place while the day's count
+ * is below it (the ledgers compare against it inside their transaction). */
+unsigned rg_rules_place_limit(unsigned capacity, unsigned reserved, bool exempt);
+
 #endif

@@ -523,7 +523,7 @@ START_TEST(test_ledger_limit_applies_the_rules_reserved_places_rule)
 		for (unsigned res = 0; res <= 7; res++)
 			for (unsigned count = 0; count <= 8; count++)
 				for (int ex = 0; ex <= 1; ex++)
-					ck_assert_msg((count < rg_ledger_limit(cap, res, ex)) ==
+					ck_assert_msg((count < rg_rules_place_limit(cap, res, ex)) ==
 						      rg_rules_place_available(count, cap, res, ex),
 						      "count %u cap %u reserved %u exempt %d", count,
 						      cap, res, ex);
