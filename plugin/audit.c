@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include "audit.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <evtlog.h>
@@ -43,6 +44,7 @@
 #define RG_AUDIT_CONNECT_WAIT_MS 2    /* a tcp connect may continue in the background */
 #define RG_AUDIT_REPLAY_BUDGET_MS 5   /* spool replay per emit */
 #define RG_AUDIT_SPOOL_LOCK_WAIT_MS 20
+#define RG_AUDIT_SPOOL_RECHECK_MS 100 /* look at a spool believed empty at most this often */
 #define RG_AUDIT_SPOOL_NAME "audit.spool"
 #define RG_AUDIT_SPOOL_MAGIC "RGSPOOL1"
 #define RG_AUDIT_SPOOL_HDR 32         /* magic[8] head[8] replayed[8] reserved[8] */
@@ -71,6 +73,12 @@ struct rg_audit {
 	int spool_fd;
 	dev_t spool_dev;
 	ino_t spool_ino;
+	/* "The spool may hold records": set when this sink appends (and at
+	 * start), cleared when a replay or a look at the file finds it empty.
+	 * Other processes append to the same file, so while it is clear the
+	 * file is still looked at every RG_AUDIT_SPOOL_RECHECK_MS. */
+	bool spool_maybe;
+	int64_t spool_checked_ms;
 	uint64_t lost, lost_first, lost_last;
 	char config_sha[72]; /* last one a caller passed: the sink's own records carry it too */
 	char err[256];
@@ -189,8 +197,16 @@ static void rg_audit_name(const char *in, char *out, size_t len, bool dots, cons
 
 struct rg_audit_field {
 	char key[RG_AUDIT_KEY_MAX + 1];
-	char value[RG_AUDIT_VALUE_MAX + 1];
+	const char *value; /* sanitised copy, or the sink's own text */
 };
+
+/* Room rg_audit_sanitize() needs for `v` uncut: each byte becomes at most a
+ * 4-byte \xHH escape; longer values are cut at RG_AUDIT_VALUE_MAX anyway. */
+static size_t rg_audit_value_room(const char *v)
+{
+	size_t n = v ? strnlen(v, RG_AUDIT_VALUE_MAX / 4 + 1) : 0;
+	return n > RG_AUDIT_VALUE_MAX / 4 ? RG_AUDIT_VALUE_MAX + 1 : 4 * n + 1;
+}
 
 static bool rg_audit_reserved(const char *key)
 {
@@ -299,35 +315,43 @@ static char *rg_audit_build(struct rg_audit *a, int severity, const char *event_
 	struct timespec now;
 
 	rg_audit_name(event_in, event, sizeof event, true, "unknown");
-	f = calloc(nfields + 4, sizeof *f);
+	/* one block: the field table, then the sanitised values back to back */
+	size_t room = 0;
+	for (size_t i = 0; i < nfields; i++)
+		room += rg_audit_value_room(fields[i].value);
+	f = malloc((nfields + 4) * sizeof *f + room);
 	if (!f)
 		goto out;
+	char *vals = (char *)(f + nfields + 4);
 	uint64_t n = atomic_fetch_add(&rg_audit_seq, 1) + 1;
 	if (seq_out)
 		*seq_out = n;
 	snprintf(seq, sizeof seq, "%llu", (unsigned long long)n);
 	snprintf(pid_s, sizeof pid_s, "%ld", (long)pid);
 	snprintf(f[nf].key, sizeof f[nf].key, "event");
-	snprintf(f[nf++].value, sizeof f[0].value, "%s", event);
+	f[nf++].value = event;
 	snprintf(f[nf].key, sizeof f[nf].key, "seq");
-	snprintf(f[nf++].value, sizeof f[0].value, "%s", seq);
+	f[nf++].value = seq;
 	snprintf(f[nf].key, sizeof f[nf].key, "pid");
-	snprintf(f[nf++].value, sizeof f[0].value, "%s", pid_s);
+	f[nf++].value = pid_s;
 	for (size_t i = 0; i < nfields; i++) {
 		rg_audit_name(fields[i].key, f[nf].key, sizeof f[nf].key, false, "field");
 		if (rg_audit_reserved(f[nf].key))
 			continue; /* the sink's own fields cannot be overridden */
-		rg_audit_sanitize(fields[i].value, f[nf].value, sizeof f[nf].value);
-		if (strcmp(f[nf].key, "config_sha") == 0 && strlen(f[nf].value) < sizeof a->config_sha)
-			memcpy(a->config_sha, f[nf].value, strlen(f[nf].value) + 1);
-		nf++;
+		size_t vroom = rg_audit_value_room(fields[i].value);
+		rg_audit_sanitize(fields[i].value, vals, vroom);
+		size_t vlen = strlen(vals);
+		if (strcmp(f[nf].key, "config_sha") == 0 && vlen < sizeof a->config_sha)
+			memcpy(a->config_sha, vals, vlen + 1);
+		f[nf++].value = vals;
+		vals += vroom;
 	}
 	bool has_sha = false;
 	for (size_t i = 0; i < nf; i++)
 		has_sha = has_sha || strcmp(f[i].key, "config_sha") == 0;
 	if (!has_sha && a->config_sha[0]) {
 		snprintf(f[nf].key, sizeof f[nf].key, "config_sha");
-		snprintf(f[nf++].value, sizeof f[0].value, "%s", a->config_sha);
+		f[nf++].value = a->config_sha;
 	}
 
 	rec = evt_rec_init(a->ctx, severity & LOG_PRIMASK, event);
@@ -582,28 +606,6 @@ struct rg_audit_spool_hdr {
 	uint64_t replayed; /* records replayed since the spool was last empty */
 };
 
-static int rg_audit_mkdirs(const char *dir)
-{
-	char *p = strdup(dir);
-	if (!p)
-		return -1;
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || *s == '\0') {
-			char c = *s;
-			*s = '\0';
-			if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-				free(p);
-				return -1;
-			}
-			*s = c;
-			if (c == '\0')
-				break;
-		}
-	}
-	free(p);
-	return 0;
-}
-
 static void rg_audit_spool_close(struct rg_audit *a)
 {
 	if (a->spool_fd >= 0)
@@ -612,23 +614,25 @@ static void rg_audit_spool_close(struct rg_audit *a)
 }
 
 /* Open the spool file (creating it with `create`).  0, or -1 when there is
- * none (ENOENT, !create) or it cannot be opened (a->err set). */
+ * none (ENOENT, !create) or it cannot be opened (a->err set).  The directory
+ * holds user names: each (re)open makes sure it is private, never repairs it. */
 static int rg_audit_spool_open(struct rg_audit *a, bool create)
 {
 	struct stat st;
+	char why[sizeof a->err - 32];
+
 	if (stat(a->spool_path, &st) != 0) {
 		rg_audit_spool_close(a);
 		if (!create)
 			return -1;
-		if (rg_audit_mkdirs(a->spool_dir) != 0) {
-			rg_audit_seterr(a, "audit: cannot create spool directory %s: %s",
-					a->spool_dir, strerror(errno));
-			return -1;
-		}
 	} else if (a->spool_fd >= 0 && st.st_dev == a->spool_dev && st.st_ino == a->spool_ino) {
 		return 0;
 	}
 	rg_audit_spool_close(a);
+	if (rg_private_dir(a->spool_dir, why, sizeof why) != 0) {
+		rg_audit_seterr(a, "audit: spool directory %s", why);
+		return -1;
+	}
 	int fd = open(a->spool_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		rg_audit_seterr(a, "audit: cannot open spool %s: %s", a->spool_path, strerror(errno));
@@ -784,6 +788,8 @@ static int rg_audit_spool_append(struct rg_audit *a, const char *msg)
 		return -1;
 	int rc = rg_audit_spool_append_locked(a, msg);
 	rg_audit_spool_unlock(a);
+	if (rc == 0)
+		a->spool_maybe = true;
 	return rc;
 }
 
@@ -841,11 +847,27 @@ static int rg_audit_spool_replay(struct rg_audit *a, int64_t deadline, uint64_t 
 	return rc;
 }
 
-/* Cheap check without the lock: does the spool file hold records? */
-static bool rg_audit_spool_pending(struct rg_audit *a)
+/* Look at the file (no lock): does the spool hold records?  a->mu held. */
+static bool rg_audit_spool_look(struct rg_audit *a)
 {
 	struct stat st;
-	return a->spool_path && stat(a->spool_path, &st) == 0 && st.st_size > RG_AUDIT_SPOOL_HDR;
+	if (!a->spool_path)
+		return false;
+	a->spool_checked_ms = rg_audit_now_ms();
+	a->spool_maybe = stat(a->spool_path, &st) == 0 && st.st_size > RG_AUDIT_SPOOL_HDR;
+	return a->spool_maybe;
+}
+
+/* May the spool hold records?  Per record this costs nothing while the
+ * spool is believed empty, and one stat() every RG_AUDIT_SPOOL_RECHECK_MS
+ * for what other processes appended.  a->mu held. */
+static bool rg_audit_spool_pending(struct rg_audit *a)
+{
+	if (!a->spool_path)
+		return false;
+	if (!a->spool_maybe && rg_audit_now_ms() - a->spool_checked_ms < RG_AUDIT_SPOOL_RECHECK_MS)
+		return false;
+	return rg_audit_spool_look(a);
 }
 
 /* ------------------------------------------------------------------ */
@@ -916,14 +938,19 @@ static bool rg_audit_drain(struct rg_audit *a, int64_t deadline)
 
 	if (!rg_audit_spool_pending(a))
 		return true;
-	if (rg_audit_spool_open(a, false) != 0)
+	if (rg_audit_spool_open(a, false) != 0) {
+		/* gone (empty), or there but unusable: then the flag stays set and
+		 * new records queue behind it (and are lost if it cannot take them) */
+		rg_audit_spool_look(a);
 		return true;
+	}
 	if (rg_audit_spool_lock(a) != 0)
 		return false;
 	int rc = rg_audit_spool_replay(a, deadline, &replayed);
 	rg_audit_spool_unlock(a);
 	if (rc != 1)
 		return false;
+	a->spool_maybe = false;
 	if (replayed > 0) {
 		snprintf(count, sizeof count, "%llu", (unsigned long long)replayed);
 		struct rg_kv kv[] = { { "count", count } };
@@ -948,7 +975,10 @@ int rg_audit_emit(struct rg_audit *a, int severity, const char *event, const str
 		empty = false; /* keep the order: nothing overtakes a pending report */
 	char *msg = rg_audit_build(a, severity, event, fields, nfields, &seq);
 	if (msg) {
-		rc = rg_audit_deliver(a, msg, seq, empty && !rg_audit_spool_pending(a));
+		/* the flag, not the file: only this sink could have added to the
+		 * spool since rg_audit_drain() looked (an audit.lost or
+		 * audit.replayed that could not be sent) */
+		rc = rg_audit_deliver(a, msg, seq, empty && !a->spool_maybe);
 		free(msg);
 	} else {
 		rg_audit_seterr(a, "audit: out of memory formatting a record");
@@ -965,6 +995,7 @@ int rg_audit_flush(struct rg_audit *a, int timeout_ms)
 	int64_t deadline = rg_audit_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	int rc;
 	pthread_mutex_lock(&a->mu);
+	a->spool_maybe = a->spool_path != NULL; /* an explicit flush looks at the file */
 	for (;;) {
 		rc = rg_audit_drain(a, deadline) ? 0 : 1;
 		if (rc == 0 || rg_audit_now_ms() >= deadline)
@@ -1092,6 +1123,7 @@ struct rg_audit *rg_audit_new(const struct rg_audit_cfg *cfg, char *err, size_t 
 			snprintf(err, errlen, "audit: out of memory");
 			goto fail;
 		}
+		a->spool_maybe = true; /* another process may have left records */
 	}
 	a->ctx = evt_ctx_init(a->ident, a->facility);
 	if (!a->ctx) {
@@ -1113,7 +1145,7 @@ void rg_audit_free_wait(struct rg_audit *a, int flush_ms)
 {
 	if (!a)
 		return;
-	if (a->ctx && flush_ms > 0 && rg_audit_spool_pending(a))
+	if (a->ctx && flush_ms > 0 && rg_audit_spool_look(a))
 		rg_audit_flush(a, flush_ms);
 	rg_audit_disconnect(a);
 	rg_audit_spool_close(a);

@@ -17,6 +17,7 @@
 #include <lmdb.h>
 
 #include "cache.h"
+#include "fsutil.h"
 
 #define RG_SNAPSHOT_MAP_SIZE ((size_t)256 << 20)
 #define RG_SNAPSHOT_FORMAT 1
@@ -287,18 +288,6 @@ struct rg_snapshot {
 static pthread_mutex_t snapshots_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rg_snapshot *snapshots; /* open environments, under snapshots_lock */
 
-static int mkdir_private(const char *path, char *err, size_t len)
-{
-	struct stat st;
-
-	if (mkdir(path, 0700) == 0)
-		return 0;
-	if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		return 0;
-	seterr(err, len, "%s: %s", path, errno == EEXIST ? "not a directory" : strerror(errno));
-	return -1;
-}
-
 static struct rg_snapshot *snapshot_create(const char *path, char *err, size_t len)
 {
 	struct rg_snapshot *s = calloc(1, sizeof(*s));
@@ -347,9 +336,9 @@ struct rg_snapshot *rg_snapshot_open(const char *dir, char *err, size_t errlen)
 		seterr(err, errlen, "snapshot: no directory (ledger.path)");
 		return NULL;
 	}
-	if (mkdir_private(dir, err, errlen) != 0)
+	if (rg_private_dir(dir, err, errlen) != 0)
 		return NULL;
-	if ((sub = g_build_filename(dir, "snapshot", NULL)) == NULL || mkdir_private(sub, err, errlen) != 0)
+	if ((sub = g_build_filename(dir, "snapshot", NULL)) == NULL || rg_private_dir(sub, err, errlen) != 0)
 		goto out;
 	if (realpath(sub, real) == NULL) {
 		seterr(err, errlen, "%s: %s", sub, strerror(errno));

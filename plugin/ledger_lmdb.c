@@ -33,6 +33,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#include "fsutil.h"
 #include "ledger.h"
 #include "rules.h"
 
@@ -231,33 +232,6 @@ static void mdb_err(struct env_entry *e, int rc, const char *what, char *err, si
 
 /* ---- registry ---- */
 
-static int mkdir_private(const char *path, char *err, size_t errlen)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf)) {
-		rg_ledger_err(err, errlen, "ledger: bad path '%s'", path);
-		return -1;
-	}
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; ; p++) {
-		if (*p != '/' && *p != 0)
-			continue;
-		char c = *p;
-		*p = 0;
-		if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
-			rg_ledger_err(err, errlen, "ledger: cannot create %s: %s", buf,
-				      strerror(errno));
-			return -1;
-		}
-		*p = c;
-		if (c == 0)
-			break;
-	}
-	return 0;
-}
-
 static void entry_free(struct env_entry *e)
 {
 	if (!e)
@@ -386,7 +360,7 @@ static void entry_put(struct env_entry *e)
 int rg_ledger_lmdb_open(const struct rg_config *cfg, struct rg_ledger **out, char *err,
 			size_t errlen)
 {
-	char dir[PATH_MAX], real[PATH_MAX];
+	char dir[PATH_MAX], real[PATH_MAX], why[PATH_MAX + 160];
 	struct lmdb_ledger *l;
 	const char *path = cfg->ledger.path;
 
@@ -399,8 +373,10 @@ int rg_ledger_lmdb_open(const struct rg_config *cfg, struct rg_ledger **out, cha
 		rg_ledger_err(err, errlen, "ledger: path too long");
 		return -1;
 	}
-	if (mkdir_private(dir, err, errlen) != 0)
+	if (rg_private_dir(dir, why, sizeof(why)) != 0) {
+		rg_ledger_err(err, errlen, "ledger: %s", why);
 		return -1;
+	}
 	if (!realpath(dir, real)) {
 		rg_ledger_err(err, errlen, "ledger: %s: %s", dir, strerror(errno));
 		return -1;
