@@ -48,6 +48,7 @@ struct rg_generation {
 	struct rg_audit *audit;
 	struct rg_ledger *ledger;
 	struct rg_snapshot *snap;  /* membership snapshot under ledger.path */
+	struct rg_dir_target *dir_target; /* directory URIs + backoff, shared by all sessions */
 	struct rg_dir **pool;     /* idle LDAP sessions (one thread uses one at a time) */
 	size_t npool, pool_cap;
 	unsigned refs;            /* protected by the handle's mutex */
@@ -196,6 +197,7 @@ static void generation_free(struct rg_generation *g, int flush_ms)
 	for (size_t i = 0; i < g->npool; i++)
 		rg_dir_free(g->pool[i]);
 	free(g->pool);
+	rg_dir_target_free(g->dir_target);
 	if (g->ledger)
 		rg_ledger_close(g->ledger);
 	rg_snapshot_close(g->snap);
@@ -215,6 +217,11 @@ static struct rg_generation *generation_new(const char *path, char *err, size_t 
 	g->refs = 1;
 	if (rg_config_load(path, &g->cfg, err, errlen) != 0)
 		goto fail;
+	g->dir_target = rg_dir_target_new(&g->cfg->directory);
+	if (!g->dir_target) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
 	g->audit = rg_audit_new(&g->cfg->audit, err, errlen);
 	if (!g->audit)
 		goto fail;
@@ -256,7 +263,7 @@ static struct rg_dir *dir_checkout(struct rotagate *h, struct rg_generation *g)
 	if (g->npool > 0)
 		d = g->pool[--g->npool];
 	pthread_mutex_unlock(&h->lock);
-	return d ? d : rg_dir_new(&g->cfg->directory);
+	return d ? d : rg_dir_new_shared(&g->cfg->directory, g->dir_target);
 }
 
 static void dir_checkin(struct rotagate *h, struct rg_generation *g, struct rg_dir *d)

@@ -581,6 +581,49 @@ long rg_snapshot_count(struct rg_snapshot *s, char *err, size_t errlen)
 	return (long)st.ms_entries;
 }
 
+/* Every stored person, in key order, from one read transaction (a
+ * consistent view even while a sync replaces the snapshot). */
+int rg_snapshot_foreach(struct rg_snapshot *s, rg_snapshot_visit_fn visit, void *data, char *err,
+			size_t errlen)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc, r = -1;
+
+	if (s == NULL || visit == NULL)
+		return -1;
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	    (rc = mdb_cursor_open(txn, s->persons, &cur)) != 0) {
+		seterr(err, errlen, "snapshot: %s", mdb_strerror(rc));
+		goto out;
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		struct rg_person *p = decode_person(v.mv_data, v.mv_size);
+
+		if (p == NULL) {
+			seterr(err, errlen, "snapshot: damaged record or another format "
+			       "(run rotagatectl sync with this version)");
+			goto out;
+		}
+		if (visit(p, data) != 0) {
+			seterr(err, errlen, "snapshot: out of memory");
+			goto out;
+		}
+	}
+	if (rc != MDB_NOTFOUND) {
+		seterr(err, errlen, "snapshot: %s", mdb_strerror(rc));
+		goto out;
+	}
+	r = 0;
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	return r;
+}
+
 /* ---- sync ------------------------------------------------------------- */
 
 int rg_dir_sync(struct rg_dir *d, const char *const *group_dns, size_t ngroups, struct rg_snapshot *snap,

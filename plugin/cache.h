@@ -89,6 +89,15 @@ int rg_snapshot_synced_at(struct rg_snapshot *s, int64_t *when, char *err, size_
 /* Number of persons stored, or -1 on error. */
 long rg_snapshot_count(struct rg_snapshot *s, char *err, size_t errlen);
 
+/* Call visit(person, data) for every stored person, from one read
+ * transaction.  visit takes ownership of the person (free it with
+ * rg_person_free) and returns 0, or non-zero to stop with an error
+ * (out of memory).  0, or -1 with err set (a damaged record, a record of
+ * another format, LMDB errors): never a silently partial walk. */
+typedef int (*rg_snapshot_visit_fn)(struct rg_person *p, void *data);
+int rg_snapshot_foreach(struct rg_snapshot *s, rg_snapshot_visit_fn visit, void *data, char *err,
+			size_t errlen);
+
 /* ---- sync (rotagatectl sync) ------------------------------------------ */
 
 /* For every group DN (e.g. rg_config_all_groups()), list its members

@@ -911,9 +911,14 @@ out:
 void rg_config_ledger_connection(const struct rg_config *cfg, struct rg_directory_cfg *out)
 {
 	*out = cfg->directory;
-	if (cfg->ledger.uri)
+	if (cfg->ledger.uri) {
+		/* another server: never the directory's credentials (without
+		 * ledger.bind-dn, only an ldapi:// server is accepted: SASL
+		 * EXTERNAL) */
 		out->uri = cfg->ledger.uri;
-	if (cfg->ledger.bind_dn) {
+		out->bind_dn = cfg->ledger.bind_dn;
+		out->bind_password_file = cfg->ledger.bind_password_file;
+	} else if (cfg->ledger.bind_dn) {
 		out->bind_dn = cfg->ledger.bind_dn;
 		out->bind_password_file = cfg->ledger.bind_password_file;
 	}
@@ -936,6 +941,14 @@ static bool uri_ok(const char *u, char *why, size_t len)
 		snprintf(why, len, "'%s' is not an ldap://, ldaps:// or ldapi:// URI", u);
 	ldap_free_urldesc(lud);
 	return ok;
+}
+
+/* Is the (single) URI in `list` an ldapi:// one? */
+static bool uri_is_ldapi(const char *list)
+{
+	while (*list == ' ' || *list == '\t' || *list == '\n' || *list == ',')
+		list++;
+	return strncasecmp(list, "ldapi://", 8) == 0;
 }
 
 static bool filter_ok(const char *f, char *why, size_t len)
@@ -978,7 +991,8 @@ static bool attr_ok(const char *a)
 
 /* A list of LDAP URIs (spaces or commas between them); `none` is the
  * message when it names none. */
-static int check_uris(struct ctx *c, const struct sec *s, const char *list, const char *none)
+static int check_uris(struct ctx *c, const struct sec *s, const char *list, const char *none,
+		      int *count)
 {
 	char why[300], *copy = strdup(list), *save = NULL;
 	int n = 0;
@@ -995,6 +1009,8 @@ static int check_uris(struct ctx *c, const struct sec *s, const char *list, cons
 	free(copy);
 	if (n == 0)
 		return fail_at(c, line_of(c, s, "uri", -1), "%s: %s", s->label, none);
+	if (count)
+		*count = n;
 	return 0;
 }
 
@@ -1048,7 +1064,7 @@ static int build_directory(struct ctx *c, cfg_t *root, struct rg_directory_cfg *
 
 	if (!d->uri || !*d->uri)
 		return fail_at(c, line_of(c, &s, "uri", -1), "directory: uri is required");
-	if (check_uris(c, &s, d->uri, "uri is required"))
+	if (check_uris(c, &s, d->uri, "uri is required", NULL))
 		return -1;
 	if (!d->base)
 		return fail_at(c, line_of(c, &s, "base", -1), "directory: base is required");
@@ -1088,16 +1104,36 @@ static int build_directory(struct ctx *c, cfg_t *root, struct rg_directory_cfg *
 
 /* ledger.uri, bind-dn, bind-password-file: where the ldap backend writes,
  * when that is not where the directory is read.  Validated like the
- * directory's keys (the directory's password-file-check applies). */
+ * directory's keys (the directory's password-file-check applies).
+ * ledger.uri names exactly ONE server: the ledger never fails over, since
+ * controllers writing to different servers could exceed the capacity. */
 static int build_ledger_connection(struct ctx *c, const struct sec *s, struct rg_ledger_cfg *l,
 				   const struct rg_directory_cfg *d)
 {
+	int n = 0;
+
 	if (get_str(c, s, "uri", &l->uri) || get_str(c, s, "bind-dn", &l->bind_dn) ||
 	    get_str(c, s, "bind-password-file", &l->bind_password_file))
 		return -1;
-	if (l->uri && check_uris(c, s, l->uri, "uri names no LDAP URI"))
+	if (l->uri && check_uris(c, s, l->uri, "uri names no LDAP URI", &n))
 		return -1;
-	return check_bind(c, s, l->bind_dn, l->bind_password_file, d->password_file_check);
+	if (l->uri && n > 1)
+		return fail_at(c, line_of(c, s, "uri", -1),
+			       "ledger: uri names %d servers; the ledger writes to exactly one"
+			       " (no failover: two controllers writing to different servers"
+			       " could exceed the capacity)", n);
+	if (check_bind(c, s, l->bind_dn, l->bind_password_file, d->password_file_check))
+		return -1;
+	/* the directory's bind DN and password are never sent to another
+	 * server: a ledger.uri needs its own account, unless it is ldapi://
+	 * (SASL EXTERNAL, no password) */
+	if (l->uri && !l->bind_dn && !uri_is_ldapi(l->uri))
+		return fail_at(c, line_of(c, s, "uri", -1),
+			       "ledger: uri is set but bind-dn is not: a separate ledger server needs"
+			       " ledger.bind-dn and ledger.bind-password-file (the directory's"
+			       " credentials are never sent to it; only an ldapi:// uri may go"
+			       " without, binding with SASL EXTERNAL)");
+	return 0;
 }
 
 static int build_ledger(struct ctx *c, cfg_t *root, struct rg_ledger_cfg *l,

@@ -137,9 +137,14 @@ const struct rg_site *rg_config_site(const struct rg_config *cfg, const char *na
 const char **rg_config_all_groups(const struct rg_config *cfg, size_t *n);
 
 /* The connection settings of the LDAP ledger: cfg->directory, with uri
- * replaced by ledger.uri and bind-dn + bind-password-file by ledger.bind-dn +
- * ledger.bind-password-file where those are set (the pair replaces the pair).
- * *out borrows cfg's strings: valid while cfg is; do not free them. */
+ * replaced by ledger.uri where set, and then bind-dn + bind-password-file
+ * ALWAYS by ledger.bind-dn + ledger.bind-password-file (NULL: SASL EXTERNAL
+ * over ldapi://, the only case the loader accepts without ledger.bind-dn):
+ * the directory's credentials are never sent to another server.  Without
+ * ledger.uri, ledger.bind-dn + ledger.bind-password-file replace the pair
+ * where set.  The ledger uses only the FIRST URI of uri (ledger.uri names
+ * exactly one).  *out borrows cfg's strings: valid while cfg is; do not
+ * free them. */
 void rg_config_ledger_connection(const struct rg_config *cfg, struct rg_directory_cfg *out);
 
 /* Read the bind password from d->bind_password_file into buf (NUL-terminated;

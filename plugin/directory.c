@@ -6,7 +6,9 @@
  * asynchronous with a bounded ldap_result() wait; run_op() retries an
  * operation on the next URI when a server fails.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -55,12 +57,14 @@ struct rg_dir_conn {
 	size_t i;                 /* index into t->uris */
 	unsigned timeout;         /* seconds */
 	bool bounded_io;          /* connect/handshake in progress: bound every read/write */
+	int64_t io_deadline;      /* monotonic ms: the whole handshake ends by then */
 	ldap_conncb conncb;       /* adds the bounded I/O layer; lives as long as ld */
 };
 
 struct rg_dir {
 	struct rg_directory_cfg cfg; /* deep copy */
 	struct rg_dir_target *target;
+	bool own_target;          /* created by rg_dir_new (else shared, not ours) */
 	struct rg_dir_conn *conn;
 	LDAP *ld;                 /* rg_dir_conn_ld(conn), NULL when not connected */
 	size_t cur;               /* rg_dir_conn_index(conn) while connected */
@@ -343,12 +347,29 @@ static void free_cfg(struct rg_directory_cfg *c)
 
 /* ---- targets: URIs, settings, backoff ----------------------------------- */
 
-static bool host_is_loopback(const char *h)
+/* Exactly "localhost", an IPv4 address in 127.0.0.0/8 or the IPv6 address
+ * ::1 (also bracketed).  A name that merely starts like an address
+ * (127.evil.example) is not loopback. */
+bool rg_dir_host_is_loopback(const char *h)
 {
+	struct in_addr a4;
+	struct in6_addr a6;
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n;
+
 	if (h == NULL || *h == '\0')
 		return false;
-	return strcmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 ||
-	       strcmp(h, "[::1]") == 0;
+	if (strcmp(h, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	n = strlen(h);
+	if (h[0] == '[' && n >= 2 && h[n - 1] == ']' && n - 2 < sizeof(buf)) {
+		memcpy(buf, h + 1, n - 2);
+		buf[n - 2] = '\0';
+		h = buf;
+	}
+	return inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 static bool parse_uris(struct rg_dir_target *t, const char *list)
@@ -378,7 +399,7 @@ static bool parse_uris(struct rg_dir_target *t, const char *list)
 		if (ldap_url_parse(tok, &lud) == LDAP_URL_SUCCESS) {
 			u->ldapi = strcasecmp(lud->lud_scheme, "ldapi") == 0;
 			u->ldaps = strcasecmp(lud->lud_scheme, "ldaps") == 0;
-			u->loopback = host_is_loopback(lud->lud_host);
+			u->loopback = rg_dir_host_is_loopback(lud->lud_host);
 			ldap_free_urldesc(lud);
 		}
 	}
@@ -480,7 +501,7 @@ static void ld_error(LDAP *ld, int rc, char *buf, size_t len)
 }
 
 /* Codes after which another server may well do better. */
-static bool server_failure(int rc)
+bool rg_dir_server_failure(int rc)
 {
 	switch (rc) {
 	case LDAP_SERVER_DOWN:
@@ -550,10 +571,13 @@ static int parse_result(LDAP *ld, LDAPMessage *res, char *buf, size_t len, int f
  * libldap 2.5 performs the TLS handshake (ldaps:// inside ldap_connect(),
  * StartTLS inside ldap_install_tls()) with blocking reads that no option
  * bounds: a server that accepts and then says nothing would hold the door
- * forever.  A Sockbuf I/O layer between TCP and TLS waits (poll) at most
- * `timeout` for each read or write while c->bounded_io is set, and then
- * fails with ETIMEDOUT, which makes the handshake fail.  Outside the
- * handshake it passes everything through: ldap_result() has its own bound. */
+ * forever.  A Sockbuf I/O layer between TCP and TLS waits (poll) for each
+ * read or write while c->bounded_io is set, but only until ONE deadline
+ * (c->io_deadline = start of the handshake + `timeout`), not `timeout` per
+ * read: a server dripping a byte a second must not stretch the handshake
+ * without end.  Past the deadline the read fails with ETIMEDOUT, which makes
+ * the handshake fail.  Outside the handshake it passes everything through:
+ * ldap_result() has its own bound. */
 #define RG_DIR_IO_LEVEL (LBER_SBIOD_LEVEL_PROVIDER + 5) /* above TCP, below TLS */
 
 static int io_setup(Sockbuf_IO_Desc *sbiod, void *arg)
@@ -581,11 +605,17 @@ static int io_wait(Sockbuf_IO_Desc *sbiod, short events)
 
 	if (!c->bounded_io || ber_sockbuf_ctrl(sbiod->sbiod_sb, LBER_SB_OPT_GET_FD, &fd) != 1 || fd < 0)
 		return 0;
-	deadline = now_ms() + (int64_t)c->timeout * 1000;
+	deadline = c->io_deadline; /* what remains of the handshake's time */
 	for (;;) {
 		struct pollfd p = { fd, events, 0 };
 		int64_t left = deadline - now_ms();
-		int rc = poll(&p, 1, left > 0 ? (int)left : 0);
+		int rc;
+
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		rc = poll(&p, 1, (int)left);
 
 		if (rc > 0)
 			return 0; /* ready, or an error the next layer will report */
@@ -608,6 +638,14 @@ static ber_slen_t io_write(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
 	return io_wait(sbiod, POLLOUT) < 0 ? -1 : LBER_SBIOD_WRITE_NEXT(sbiod, buf, len);
 }
 
+/* A handshake starts: every read and write until bounded_io is cleared
+ * shares one deadline, `timeout` from now. */
+static void bounded_begin(struct rg_dir_conn *c)
+{
+	c->io_deadline = now_ms() + (int64_t)c->timeout * 1000;
+	c->bounded_io = true;
+}
+
 static Sockbuf_IO bounded_io = { io_setup, io_remove, io_ctrl, io_read, io_write, NULL };
 
 static int conn_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr, struct ldap_conncb *ctx)
@@ -627,6 +665,68 @@ static void conn_del(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
 }
 
 /* ---- opening a connection ---------------------------------------------- */
+
+/* TLS 1.2 or later only.  libldap built with GnuTLS (Debian's) ignores
+ * LDAP_OPT_X_TLS_PROTOCOL_MIN: the versions are limited with the GnuTLS
+ * priority string instead, and the negotiated version is checked after every
+ * handshake whatever the library. */
+#define RG_DIR_GNUTLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+static bool tls_package_is_gnutls(LDAP *ld)
+{
+	char *pkg = NULL;
+	bool gnutls;
+
+	if (ldap_get_option(ld, LDAP_OPT_X_TLS_PACKAGE, &pkg) != LDAP_OPT_SUCCESS || pkg == NULL)
+		return false;
+	gnutls = strcasecmp(pkg, "GnuTLS") == 0;
+	ldap_memfree(pkg);
+	return gnutls;
+}
+
+/* Is a libldap TLS version name ("TLSv1.2" from OpenSSL, "TLS1.2" from
+ * GnuTLS, "TLSv1" = 1.0) TLS 1.2 or later?  Anything else (SSL, unknown,
+ * none) is not. */
+bool rg_dir_tls_version_ok(const char *v)
+{
+	unsigned long major, minor = 0;
+	char *end;
+
+	if (v == NULL || strncmp(v, "TLS", 3) != 0)
+		return false;
+	v += 3;
+	if (*v == 'v')
+		v++;
+	if (*v < '0' || *v > '9')
+		return false;
+	major = strtoul(v, &end, 10);
+	if (*end == '.') {
+		if (end[1] < '0' || end[1] > '9')
+			return false;
+		minor = strtoul(end + 1, &end, 10);
+	}
+	if (*end != '\0')
+		return false;
+	return major > 1 || (major == 1 && minor >= 2);
+}
+
+/* After a handshake: refuse a session below TLS 1.2 (0 ok, -1 with a message). */
+static int tls_version_check(LDAP *ld, char *buf, size_t len)
+{
+	char *v = NULL;
+	int rc = 0;
+
+	if (ldap_get_option(ld, LDAP_OPT_X_TLS_VERSION, &v) != LDAP_OPT_SUCCESS)
+		v = NULL;
+	if (!rg_dir_tls_version_ok(v)) {
+		snprintf(buf, len, "the server negotiated %s; TLS 1.2 or later is required",
+			 v != NULL ? v : "an unknown TLS version");
+		rc = -1;
+	}
+	if (v != NULL)
+		ldap_memfree(v);
+	return rc;
+}
 
 static int set_options(struct rg_dir_conn *c, const struct rg_dir_uri *u, char *buf, size_t len)
 {
@@ -657,7 +757,12 @@ static int set_options(struct rg_dir_conn *c, const struct rg_dir_uri *u, char *
 	SETOPT(LDAP_OPT_CONNECT_CB, &c->conncb);
 	if (!u->ldapi) {
 		SETOPT(LDAP_OPT_X_TLS_REQUIRE_CERT, &reqcert);
+		/* OpenSSL honours this; GnuTLS ignores it, so there the
+		 * priority string says the same (and tls_version_ok() checks
+		 * what was negotiated either way) */
 		SETOPT(LDAP_OPT_X_TLS_PROTOCOL_MIN, &tlsmin);
+		if (tls_package_is_gnutls(ld))
+			SETOPT(LDAP_OPT_X_TLS_CIPHER_SUITE, RG_DIR_GNUTLS_PRIORITY);
 		if (cfg->tls_ca_file != NULL)
 			SETOPT(LDAP_OPT_X_TLS_CACERTFILE, cfg->tls_ca_file);
 		SETOPT(LDAP_OPT_X_TLS_NEWCTX, &newctx);
@@ -703,7 +808,7 @@ static enum conn_rc do_bind(struct rg_dir_conn *c, const struct rg_dir_uri *u, c
 	code = finish_result(c->ld, res, buf, len);
 	if (code == LDAP_SUCCESS)
 		return CONN_OK;
-	return server_failure(code) ? CONN_FAIL : CONN_REFUSED;
+	return rg_dir_server_failure(code) ? CONN_FAIL : CONN_REFUSED;
 }
 
 static enum conn_rc start_tls(struct rg_dir_conn *c, char *buf, size_t len)
@@ -717,16 +822,19 @@ static enum conn_rc start_tls(struct rg_dir_conn *c, char *buf, size_t len)
 		return CONN_FAIL;
 	}
 	if ((code = finish_result(c->ld, res, buf, len)) != LDAP_SUCCESS)
-		return server_failure(code) ? CONN_FAIL : CONN_REFUSED;
-	c->bounded_io = true;
+		return rg_dir_server_failure(code) ? CONN_FAIL : CONN_REFUSED;
+	bounded_begin(c);
 	rc = ldap_install_tls(c->ld);
 	c->bounded_io = false;
 	if (rc != LDAP_SUCCESS) {
 		char why[256];
 		ld_error(c->ld, rc, why, sizeof(why));
-		snprintf(buf, len, "TLS handshake failed (certificate not trusted, name mismatch or no answer): %s", why);
+		snprintf(buf, len, "TLS handshake failed (certificate not trusted, name mismatch, TLS older than"
+				   " 1.2 or no answer): %s", why);
 		return CONN_FAIL;
 	}
+	if (tls_version_check(c->ld, buf, len) != 0)
+		return CONN_FAIL;
 	return CONN_OK;
 }
 
@@ -766,14 +874,18 @@ static enum conn_rc connect_uri(const struct rg_dir_target *t, size_t i, struct 
 		crc = CONN_POLICY;
 		goto fail;
 	}
-	c->bounded_io = true;
+	bounded_begin(c);
 	rc = ldap_connect(c->ld);
 	c->bounded_io = false;
 	if (rc != LDAP_SUCCESS) {
 		char why[256];
 		ld_error(c->ld, rc, why, sizeof(why));
 		snprintf(buf, len, "%s%s", u->ldaps ? "connect or TLS handshake failed (certificate not trusted,"
-						   " name mismatch or no answer): " : "", why);
+						   " name mismatch, TLS older than 1.2 or no answer): " : "", why);
+		crc = CONN_FAIL;
+		goto fail;
+	}
+	if (u->ldaps && tls_version_check(c->ld, buf, len) != 0) {
 		crc = CONN_FAIL;
 		goto fail;
 	}
@@ -878,20 +990,46 @@ void rg_dir_conn_close(struct rg_dir_conn *c)
 	free(c);
 }
 
+void rg_dir_conn_forget_after_fork(struct rg_dir_conn *c)
+{
+	ber_socket_t fd = -1;
+
+	if (c == NULL || c->ld == NULL)
+		return;
+	/* no unbind, no TLS close_notify: the session is the parent's */
+	if (ldap_get_option(c->ld, LDAP_OPT_DESC, &fd) == LDAP_OPT_SUCCESS && fd >= 0)
+		close(fd);
+	/* c and its handle are left allocated: freeing the handle would write
+	 * to (and close again) a descriptor number this process may reuse */
+}
+
 /* ---- session life ----------------------------------------------------- */
 
-struct rg_dir *rg_dir_new(const struct rg_directory_cfg *cfg)
+struct rg_dir *rg_dir_new_shared(const struct rg_directory_cfg *cfg, struct rg_dir_target *target)
 {
 	struct rg_dir *d;
 
 	if (cfg == NULL || (d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
 	d->prefer_retry = RG_DIR_PREFER_RETRY_MS;
-	if (!copy_cfg(&d->cfg, cfg) || (d->target = rg_dir_target_new(cfg)) == NULL) {
+	if (!copy_cfg(&d->cfg, cfg)) {
+		rg_dir_free(d);
+		return NULL;
+	}
+	if (target != NULL) {
+		d->target = target;
+	} else if ((d->target = rg_dir_target_new(cfg)) != NULL) {
+		d->own_target = true;
+	} else {
 		rg_dir_free(d);
 		return NULL;
 	}
 	return d;
+}
+
+struct rg_dir *rg_dir_new(const struct rg_directory_cfg *cfg)
+{
+	return rg_dir_new_shared(cfg, NULL);
 }
 
 static void drop_connection(struct rg_dir *d)
@@ -915,7 +1053,8 @@ void rg_dir_free(struct rg_dir *d)
 	if (d == NULL)
 		return;
 	drop_connection(d);
-	rg_dir_target_free(d->target);
+	if (d->own_target)
+		rg_dir_target_free(d->target);
 	free_cfg(&d->cfg);
 	free(d);
 }
@@ -991,7 +1130,7 @@ static enum rg_dir_status run_op(struct rg_dir *d, op_fn fn, void *ctx, char *er
 		if ((st = ensure_connected(d, err, len)) != RG_DIR_OK)
 			break;
 		st = fn(d, ctx, &ldrc, err, len);
-		if (!(st == RG_DIR_UNAVAILABLE && server_failure(ldrc))) {
+		if (!(st == RG_DIR_UNAVAILABLE && rg_dir_server_failure(ldrc))) {
 			d->reused = true;
 			rg_dir_target_note(d->target, d->cur, RG_DIR_OK, NULL);
 			break;
@@ -1055,7 +1194,7 @@ static int search(struct rg_dir *d, const char *base, int scope, const char *fil
 static enum rg_dir_status map_rc(int rc, int *ldrc)
 {
 	*ldrc = rc;
-	return server_failure(rc) ? RG_DIR_UNAVAILABLE : RG_DIR_ERROR;
+	return rg_dir_server_failure(rc) ? RG_DIR_UNAVAILABLE : RG_DIR_ERROR;
 }
 
 static enum rg_dir_status nomem(char *err, size_t len)

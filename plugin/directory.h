@@ -15,7 +15,9 @@
  *   The `uri` list is tried in order.  Each URI gets its own LDAP handle with
  *   explicit options: protocol 3, referrals off, restart on EINTR, deref
  *   never, network timeout = operation time limit = `timeout`, and every
- *   ldap_result() wait bounded by `timeout`.  A server that does not answer
+ *   ldap_result() wait bounded by `timeout`; a TLS handshake (ldaps:// or
+ *   StartTLS) is bounded as a whole by `timeout` (one deadline, however
+ *   slowly the server dribbles bytes).  A server that does not answer
  *   in time is abandoned (abandon + unbind) and the next URI is tried.
  *   A URI that failed is skipped for a backoff period (1 s, doubling to 60 s;
  *   reset by success).  When every URI is in backoff a call fails at once with
@@ -30,7 +32,9 @@
  *   fallback to plain text).  tls-ca-file and tls-require-cert are set on
  *   the handle (LDAP_OPT_X_TLS_NEWCTX); tls-require-cert = never is refused
  *   except for ldapi:// and loopback hosts.  tls-ca-file unset means
- *   libldap's defaults (ldap.conf TLS_CACERT).
+ *   libldap's defaults (ldap.conf TLS_CACERT).  TLS 1.2 or later only:
+ *   the negotiated version is checked after every handshake (see
+ *   rg_dir_tls_version_ok) and an older one fails the connection.
  *   Binding:  bind-dn set      -> simple bind with bind-password-file
  *                                 (empty password refused);
  *             no bind-dn, ldapi:// -> SASL EXTERNAL (peer credentials);
@@ -111,6 +115,15 @@ struct rg_dir;
  * afterwards).  No connection yet; connects lazily.  NULL on allocation
  * failure or when cfg->uri names no URI. */
 struct rg_dir *rg_dir_new(const struct rg_directory_cfg *cfg);
+
+/* The same, on a shared target (see rg_dir_target_new below): its URIs and
+ * connection settings are used (cfg's must match; cfg still supplies base,
+ * filters, membership), and so is its backoff state, so once one session
+ * found a server down no other session on the target waits for it again.
+ * Build the target from the same cfg.  The target is not owned: it must
+ * outlive every session on it.  target NULL: like rg_dir_new. */
+struct rg_dir_target;
+struct rg_dir *rg_dir_new_shared(const struct rg_directory_cfg *cfg, struct rg_dir_target *target);
 void rg_dir_free(struct rg_dir *d);
 
 /* Look up `principal` (uid, or badge number when badge-attribute is set) and
@@ -133,6 +146,19 @@ enum rg_dir_status rg_dir_group_members(struct rg_dir *d, const char *group_dn, 
  * bytes, valid UTF-8, no control characters (C0, DEL, C1).  Pure. */
 bool rg_dir_principal_ok(const char *principal);
 
+/* Is a negotiated TLS version as libldap names it (LDAP_OPT_X_TLS_VERSION:
+ * "TLSv1.2" with OpenSSL, "TLS1.2" with GnuTLS) TLS 1.2 or later?  NULL,
+ * SSL and unknown names are not.  Pure.  Every TLS connection (ldaps:// and
+ * StartTLS) is refused after its handshake unless this holds; with GnuTLS
+ * (which ignores LDAP_OPT_X_TLS_PROTOCOL_MIN) the priority string
+ * "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" is also set on the handle. */
+bool rg_dir_tls_version_ok(const char *v);
+
+/* Is a URI's host loopback, so that tls-require-cert = never may be used?
+ * Exactly "localhost", an IPv4 address in 127.0.0.0/8, or ::1 ("[::1]").
+ * Host names are not resolved (127.evil.example is not loopback).  Pure. */
+bool rg_dir_host_is_loopback(const char *host);
+
 /* Expand user-filter: every %u replaced by the escaped principal
  * (ldap_bv2escaped_filter_value); nothing else is interpreted.
  * Returns a malloc'd string or NULL (allocation failure, NULL argument). */
@@ -150,7 +176,8 @@ bool rg_dir_is_up(const struct rg_dir *d);
 unsigned long rg_dir_searches(const struct rg_dir *d);
 
 /* Tune the retry timing (tests; the defaults above suit production).
- * Milliseconds; 0 leaves a value unchanged. */
+ * Milliseconds; 0 leaves a value unchanged.  The backoff values belong to
+ * the target: on a shared one they apply to every session. */
 void rg_dir_set_retry(struct rg_dir *d, unsigned backoff_min_ms, unsigned backoff_max_ms,
 		      unsigned prefer_retry_ms);
 
@@ -211,6 +238,18 @@ const char *rg_dir_conn_uri(const struct rg_dir_conn *c);   /* owned by the targ
 
 /* Unbind and free (SIGPIPE-guarded).  NULL is fine. */
 void rg_dir_conn_close(struct rg_dir_conn *c);
+
+/* Is an LDAP result code a failure of the server rather than an answer
+ * (another server, or the same one later, may well do better)?  Server down,
+ * timeout, connect error, busy, unavailable, time limit, admin limit, loop
+ * detected.  The one definition for the directory and the LDAP ledger. */
+bool rg_dir_server_failure(int rc);
+
+/* In a child after fork(): close this process's copy of the connection's
+ * socket, WITHOUT unbinding or any other write (the session belongs to the
+ * parent, which keeps using it).  c is not freed and must not be used again
+ * (its small allocation is abandoned).  NULL is fine. */
+void rg_dir_conn_forget_after_fork(struct rg_dir_conn *c);
 
 /* Wait at most timeout_s seconds for the complete answer to msgid (timeout_s
  * 0 counts as 1).  LDAP_SUCCESS with *res set (caller frees with

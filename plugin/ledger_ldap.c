@@ -23,15 +23,20 @@
  * modify.  All controllers must write to the same provider: with
  * multi-provider replication two servers could each accept the last place.
  *
- * Connections: opened by directory.c (rg_dir_conn_open: URIs in order with
- * failover and backoff, per-handle options, TLS policy, a bounded handshake,
- * the bind), to ledger.uri with ledger.bind-dn/bind-password-file where set,
- * else the directory's (rg_config_ledger_connection); every other setting
- * (timeout, tls*, allow-insecure-bind) is the directory's.  One connection is
- * used by one thread at a time (libldap handles are not shared).  A small
- * pool under a mutex hands idle sessions out; a thread that finds none opens
- * its own.  Only sessions to the first URI are pooled, so the ledger goes
- * back to the first server once it answers again.  Every wait for a result
+ * Connections: opened by directory.c (rg_dir_conn_open: per-handle options,
+ * TLS policy, a bounded handshake, backoff, the bind), to ledger.uri with
+ * ledger.bind-dn/bind-password-file, else to the directory's FIRST URI with
+ * the directory's credentials (rg_config_ledger_connection); every other
+ * setting (timeout, tls*, allow-insecure-bind) is the directory's.
+ * ONE SERVER ONLY: the ledger never fails over.  Controllers in different
+ * backoff states would otherwise write to different servers (the capacity
+ * exceeded, a re-entry missed on a lagging replica, increments lost), so
+ * only URI 0 of the target is ever opened (rg_dir_conn_open(target, 1)) and
+ * the ledger is unavailable while that server is; config.c refuses a
+ * ledger.uri naming more than one server.  One connection is used by one
+ * thread at a time (libldap handles are not shared).  A small pool under a
+ * mutex hands idle sessions out; a thread that finds none opens its own.
+ * Every wait for a result
  * is bounded by the timeout (ldap_result with a timeval; LDAP_OPT_TIMEOUT
  * does not bound it).  SIGPIPE is blocked around every operation, so a
  * write to a server that went away fails with an error instead of killing
@@ -76,9 +81,11 @@ struct conn {
 
 /* ---- small helpers ---- */
 
+/* A failure of the server or the session (not an answer): the same codes as
+ * the directory's failover (busy, unavailable, time/admin limit included). */
 static bool conn_error(int rc)
 {
-	return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT;
+	return rg_dir_server_failure(rc);
 }
 
 static void day_string(int32_t day, char *buf, size_t len)
@@ -244,8 +251,19 @@ static int finish(const struct ldap_ledger *l, LDAP *ld, int msgid, char **diag,
 	return rc == LDAP_SUCCESS ? code : rc;
 }
 
-/* A session: an idle one from the pool, else a new one (directory.c's
- * connection: URIs in order, TLS policy, bounded handshake, bind). */
+/* Under l->mu, in a child after fork(): the pooled sessions are the
+ * parent's.  Close this process's copies of their sockets (never unbind:
+ * that would end the parent's sessions) and forget them. */
+static void forget_inherited_locked(struct ldap_ledger *l)
+{
+	for (size_t i = 0; i < l->nidle; i++)
+		rg_dir_conn_forget_after_fork(l->idle[i]);
+	l->nidle = 0;
+	l->pid = getpid();
+}
+
+/* A session: an idle one from the pool, else a new one to the FIRST URI
+ * only (directory.c's connection: TLS policy, bounded handshake, bind). */
 static int checkout(struct ldap_ledger *l, struct conn *c, bool fresh, char *err, size_t errlen)
 {
 	char why[512];
@@ -254,12 +272,8 @@ static int checkout(struct ldap_ledger *l, struct conn *c, bool fresh, char *err
 	memset(c, 0, sizeof(*c));
 	if (!fresh) {
 		pthread_mutex_lock(&l->mu);
-		if (l->pid != getpid()) {
-			/* inherited across fork(): the sockets are shared with the
-			 * parent, so forget them (never unbind them from here) */
-			l->nidle = 0;
-			l->pid = getpid();
-		}
+		if (l->pid != getpid())
+			forget_inherited_locked(l);
 		if (l->nidle > 0) {
 			c->dc = l->idle[--l->nidle];
 			c->reused = true;
@@ -267,7 +281,8 @@ static int checkout(struct ldap_ledger *l, struct conn *c, bool fresh, char *err
 		pthread_mutex_unlock(&l->mu);
 	}
 	if (!c->dc) {
-		st = rg_dir_conn_open(l->target, SIZE_MAX, &c->dc, why, sizeof(why));
+		/* the first URI only: never write to a second server */
+		st = rg_dir_conn_open(l->target, 1, &c->dc, why, sizeof(why));
 		if (st != RG_DIR_OK) {
 			rg_ledger_err(err, errlen, "ledger ldap: %s", why);
 			return st == RG_DIR_UNAVAILABLE ? LDAP_SERVER_DOWN : LDAP_OTHER;
@@ -278,9 +293,8 @@ static int checkout(struct ldap_ledger *l, struct conn *c, bool fresh, char *err
 }
 
 /* Give a session back after an operation that ended with rc.  A healthy
- * session to the first URI goes back to the pool; one to a later URI is
- * closed, so the ledger returns to the first server as soon as that answers
- * again.  A fresh session that failed marks its server for backoff. */
+ * session goes back to the pool (all are to the first URI).  A fresh
+ * session that failed marks its server for backoff. */
 static void checkin(struct ldap_ledger *l, struct conn *c, int rc, const char *why)
 {
 	bool healthy = rc == LDAP_SUCCESS || !conn_error(rc);
@@ -525,10 +539,52 @@ out:
 	return rc;
 }
 
-/* One attempt at a reservation on session c.  Returns the LDAP code of a
- * failure (result FAILED) so the caller can decide to retry. */
+/* The person is an attendee already.  On a retry (the first attempt's
+ * session failed, perhaps after the server applied our modify and before its
+ * response arrived) an rgEntry for this person with this door and this
+ * `when` is the admission this very request made: ADMITTED, not a re-entry.
+ * Otherwise REENTRY. */
+static int attendee_found(const struct ldap_ledger *l, LDAP *ld, const char *dn,
+			  const struct rg_reservation *r, bool retry, struct day_entry *de,
+			  enum rg_ledger_result *result, unsigned *occupancy, char *err,
+			  size_t errlen)
+{
+	*occupancy = de->count;
+	*result = RG_LEDGER_REENTRY;
+	if (retry) {
+		struct day_entry full;
+		int rc = read_entry(l, ld, dn, "(objectClass=*)", true, &full, err, errlen);
+
+		if (rc != LDAP_SUCCESS) {
+			*result = RG_LEDGER_FAILED;
+			return rc;
+		}
+		*occupancy = full.count;
+		for (size_t i = 0; full.entries && full.entries[i]; i++) {
+			struct rg_admission a;
+
+			if (parse_entry(full.entries[i], &a) != 0)
+				continue;
+			bool ours = strcmp(a.person, r->person) == 0 &&
+				    strcmp(a.door, r->door ? r->door : "") == 0 && a.when == r->when;
+			free(a.person);
+			free(a.door);
+			free(a.rule);
+			if (ours) {
+				*result = RG_LEDGER_ADMITTED;
+				break;
+			}
+		}
+		ldap_value_free_len(full.entries);
+	}
+	return LDAP_SUCCESS;
+}
+
+/* One attempt at a reservation on session c (retry: a later attempt for the
+ * same request after a failed session).  Returns the LDAP code of a failure
+ * (result FAILED) so the caller can decide to retry. */
 static int reserve_on(struct ldap_ledger *l, LDAP *ld, const char *dn,
-		      const struct rg_reservation *r, enum rg_ledger_result *result,
+		      const struct rg_reservation *r, bool retry, enum rg_ledger_result *result,
 		      unsigned *occupancy, char *err, size_t errlen)
 {
 	unsigned limit = rg_rules_place_limit(r->capacity, r->reserved, r->exempt);
@@ -541,11 +597,9 @@ static int reserve_on(struct ldap_ledger *l, LDAP *ld, const char *dn,
 	rc = read_attendee(l, ld, dn, r->person, &de, err, errlen);
 	if (rc != LDAP_SUCCESS)
 		return rc;
-	if (de.matched) {
-		*occupancy = de.count;
-		*result = RG_LEDGER_REENTRY;
-		return LDAP_SUCCESS;
-	}
+	if (de.matched)
+		return attendee_found(l, ld, dn, r, retry && !r->dry_run, &de, result, occupancy, err,
+				      errlen);
 	if (r->dry_run || limit == 0) {
 		if (de.exists) {
 			rc = read_entry(l, ld, dn, "(objectClass=*)", false, &de, err, errlen);
@@ -588,11 +642,8 @@ static int reserve_on(struct ldap_ledger *l, LDAP *ld, const char *dn,
 		rc = read_attendee(l, ld, dn, r->person, &de, err, errlen);
 		if (rc != LDAP_SUCCESS)
 			return rc;
-		if (de.matched) {
-			*occupancy = de.count;
-			*result = RG_LEDGER_REENTRY;
-			return LDAP_SUCCESS;
-		}
+		if (de.matched)
+			return attendee_found(l, ld, dn, r, retry, &de, result, occupancy, err, errlen);
 		rc = read_entry(l, ld, dn, "(objectClass=*)", false, &de, err, errlen);
 		if (rc != LDAP_SUCCESS)
 			return rc;
@@ -624,14 +675,16 @@ static enum rg_ledger_result ldap_reserve(struct rg_ledger *base, const struct r
 	rg_dir_sigpipe_block(&g);
 	rc = checkout(l, &c, false, err, errlen);
 	if (rc == LDAP_SUCCESS)
-		rc = reserve_on(l, c.ld, dn, r, &result, occupancy, err, errlen);
+		rc = reserve_on(l, c.ld, dn, r, false, &result, occupancy, err, errlen);
 	if (rc != LDAP_SUCCESS && c.reused && (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR)) {
 		/* a pooled session went stale (server restarted): once more on a
-		 * fresh one.  Safe: a repeated admission is a re-entry. */
+		 * fresh one.  Safe: the modify is all or nothing, and if the first
+		 * one was applied (its response lost), the retry finds this
+		 * request's own rgEntry and reports ADMITTED, not a re-entry. */
 		checkin(l, &c, rc, err);
 		rc = checkout(l, &c, true, err, errlen);
 		if (rc == LDAP_SUCCESS)
-			rc = reserve_on(l, c.ld, dn, r, &result, occupancy, err, errlen);
+			rc = reserve_on(l, c.ld, dn, r, true, &result, occupancy, err, errlen);
 	}
 	checkin(l, &c, rc, err);
 	rg_dir_sigpipe_restore(&g);
@@ -797,6 +850,8 @@ static void ldap_close(struct rg_ledger *base)
 	if (l->pid == getpid()) {
 		for (size_t i = 0; i < l->nidle; i++)
 			rg_dir_conn_close(l->idle[i]);
+	} else {
+		forget_inherited_locked(l); /* (no other thread may use l now) */
 	}
 	pthread_mutex_destroy(&l->mu);
 	rg_dir_target_free(l->target);

@@ -7,12 +7,15 @@
  *   rotagatectl [-c CONF] occupancy [--site S] [--date D] [--json] [--names]
  *   rotagatectl [-c CONF] sync
  *   rotagatectl [-c CONF] ledger prune
+ *   rotagatectl [-c CONF] report --week YYYY-Www [--site S] [--format table|csv|json]
  *
  * Exit status: 0 GRANT or success, 1 DENY, 2 error.
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <getopt.h>
+#include <glib.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +47,8 @@ static void usage(FILE *f)
 		"  occupancy [--site S] [--date D] [--json] [--names]\n"
 		"  sync                                refresh the membership snapshot\n"
 		"  ledger prune                        remove days older than retain-days\n"
+		"  report --week YYYY-Www [--site S] [--format table|csv|json]\n"
+		"                                      weekly attendance per site and rota\n"
 		"T is wall-clock time at the door's site, 'YYYY-MM-DD HH:MM' (an offset such as\n"
 		"+01:00 or Z may follow).  CONF defaults to %s.\n"
 		"Exit status: 0 GRANT or success, 1 DENY, 2 error.\n",
@@ -412,6 +417,461 @@ static int cmd_ledger(const char *conf, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/*
+ * report: weekly attendance per site (ledger) against rota membership.
+ *
+ * Days are ledger days (site-local dates as day numbers), so the figures never
+ * depend on the machine's time zone.  Membership comes from the snapshot when
+ * it has ever been synced (rg_snapshot_synced_at() != 0), else live from the
+ * directory (rg_dir_group_members).  A person is identified by the ledger's
+ * identity, the uid (compared case-insensitively, as LDAP compares uids).
+ */
+
+enum report_format { FMT_TABLE, FMT_CSV, FMT_JSON };
+
+static int collect_person(struct rg_person *p, void *data)
+{
+	g_ptr_array_add(data, p);
+	return 0;
+}
+
+struct membership {
+	bool from_snapshot;
+	int64_t synced_at;
+	GPtrArray *persons;          /* snapshot: struct rg_person * */
+	struct rg_dir *dir;          /* live */
+	bool badge_mode;             /* live: members are badge numbers, look them up */
+};
+
+static void membership_clear(struct membership *m)
+{
+	if (m->persons)
+		g_ptr_array_free(m->persons, TRUE);
+	rg_dir_free(m->dir);
+	memset(m, 0, sizeof *m);
+}
+
+static int membership_init(const struct rg_config *cfg, struct membership *m, char *err, size_t errlen)
+{
+	memset(m, 0, sizeof *m);
+	struct rg_snapshot *snap = rg_snapshot_open(cfg->ledger.path, err, errlen);
+	if (!snap)
+		return -1;
+	int rc = rg_snapshot_synced_at(snap, &m->synced_at, err, errlen);
+	if (rc == 1) {
+		m->from_snapshot = true;
+		m->persons = g_ptr_array_new_with_free_func((GDestroyNotify)rg_person_free);
+		rc = rg_snapshot_foreach(snap, collect_person, m->persons, err, errlen);
+		rg_snapshot_close(snap);
+		if (rc != 0) {
+			membership_clear(m);
+			return -1;
+		}
+		return 0;
+	}
+	rg_snapshot_close(snap);
+	if (rc < 0)
+		return -1;
+	m->dir = rg_dir_new(&cfg->directory);
+	if (!m->dir) {
+		snprintf(err, errlen, "directory: cannot create a session");
+		return -1;
+	}
+	m->badge_mode = cfg->directory.badge_attribute != NULL;
+	return 0;
+}
+
+/* The uids of the members of `group` into `set` (casefolded key -> uid). */
+static int membership_of(struct membership *m, const char *group, GHashTable *set, char *err,
+			 size_t errlen)
+{
+	if (m->from_snapshot) {
+		for (guint i = 0; i < m->persons->len; i++) {
+			const struct rg_person *p = m->persons->pdata[i];
+			const char *id = p->uid && *p->uid ? p->uid : p->principal;
+			if (rg_person_in_group(p, group))
+				g_hash_table_replace(set, g_utf8_casefold(id, -1), g_strdup(id));
+		}
+		return 0;
+	}
+	char **members = NULL, msg[512];
+	enum rg_dir_status st = rg_dir_group_members(m->dir, group, &members, msg, sizeof msg);
+	if (st == RG_DIR_NOT_FOUND)
+		return 0;
+	if (st != RG_DIR_OK) {
+		snprintf(err, errlen, "directory: members of %s: %s", group, msg);
+		return -1;
+	}
+	int r = 0;
+	for (char **mm = members; *mm; mm++) {
+		char *id = NULL;
+		if (r == 0 && m->badge_mode) {
+			/* the ledger keeps uids; a badge number must be looked up */
+			struct rg_person *p = NULL;
+			st = rg_dir_lookup(m->dir, *mm, &p, msg, sizeof msg);
+			if (st == RG_DIR_OK && p->uid && *p->uid)
+				id = g_strdup(p->uid);
+			else if (st != RG_DIR_OK && st != RG_DIR_NOT_FOUND && st != RG_DIR_BAD_INPUT) {
+				snprintf(err, errlen, "directory: %s: %s", *mm, msg);
+				r = -1;
+			}
+			rg_person_free(p);
+		} else if (r == 0) {
+			id = g_strdup(*mm);
+		}
+		if (id)
+			g_hash_table_replace(set, g_utf8_casefold(id, -1), id);
+		free(*mm);
+	}
+	free(members);
+	return r;
+}
+
+struct report_rota {
+	const struct rg_rota *rota;
+	unsigned members, attended;
+};
+
+struct report_site {
+	const struct rg_site *site;
+	int32_t days[7];
+	unsigned admitted[7], exempt[7];
+	unsigned distinct, exempt_people, exempt_admissions;
+	struct report_rota *rotas;
+};
+
+/* attended*100 >= target*members; no members: nothing to meet */
+static bool rota_met(const struct report_site *rs, const struct report_rota *rr)
+{
+	return rr->members > 0 &&
+	       (uint64_t)rr->attended * 100 >= (uint64_t)rs->site->weekly_target * rr->members;
+}
+
+static void rota_percent(const struct report_rota *rr, char *buf, size_t len)
+{
+	if (rr->members == 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.1f", 100.0 * rr->attended / rr->members);
+}
+
+static const char *rota_status(const struct report_site *rs, const struct report_rota *rr)
+{
+	return rr->members == 0 ? "no members" : rota_met(rs, rr) ? "met" : "below target";
+}
+
+static int report_collect(const struct rg_site *site, struct rg_ledger *ledger, int32_t monday,
+			  struct membership *m, struct report_site *rs, char *err, size_t errlen)
+{
+	/* casefolded identity -> 1 (came), 2 (came as exempt at least once) */
+	GHashTable *came = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	GHashTable *exempt = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	int r = -1;
+
+	memset(rs, 0, sizeof *rs);
+	rs->site = site;
+	rs->rotas = calloc(site->nrotas ? site->nrotas : 1, sizeof *rs->rotas);
+	if (!rs->rotas) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < 7; i++) {
+		struct rg_day_summary s;
+		rs->days[i] = monday + i;
+		if (rg_ledger_day(ledger, site->name, rs->days[i], true, &s, err, errlen) != 0)
+			goto out;
+		rs->admitted[i] = s.count;
+		rs->exempt[i] = s.exempt_count;
+		rs->exempt_admissions += s.exempt_count;
+		for (size_t j = 0; j < s.nadmissions; j++) {
+			const struct rg_admission *a = &s.admissions[j];
+			g_hash_table_add(came, g_utf8_casefold(a->person, -1));
+			if (a->exempt)
+				g_hash_table_add(exempt, g_utf8_casefold(a->person, -1));
+		}
+		rg_day_summary_clear(&s);
+	}
+	rs->distinct = g_hash_table_size(came);
+	rs->exempt_people = g_hash_table_size(exempt);
+	for (size_t i = 0; i < site->nrotas; i++) {
+		GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+		rs->rotas[i].rota = &site->rotas[i];
+		if (membership_of(m, site->rotas[i].group, set, err, errlen) != 0) {
+			g_hash_table_destroy(set);
+			goto out;
+		}
+		GHashTableIter it;
+		gpointer key;
+		g_hash_table_iter_init(&it, set);
+		while (g_hash_table_iter_next(&it, &key, NULL)) {
+			rs->rotas[i].members++;
+			if (g_hash_table_contains(came, key))
+				rs->rotas[i].attended++;
+		}
+		g_hash_table_destroy(set);
+	}
+	r = 0;
+out:
+	g_hash_table_destroy(came);
+	g_hash_table_destroy(exempt);
+	return r;
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+	if (strpbrk(s, ",\"\r\n") == NULL) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static const char *const report_csv_header =
+	"site,week,kind,name,date,people,capacity,exempt,members,attended,percent,target,status\n";
+
+static void report_print(const struct report_site *rs, const char *week,
+			 const struct membership *m, enum report_format fmt, json_object *arr)
+{
+	const struct rg_site *site = rs->site;
+	char d0[16], d6[16], dstr[16], pct[32], synced[64] = "";
+
+	rg_cal_format_date(rs->days[0], d0, sizeof d0);
+	rg_cal_format_date(rs->days[6], d6, sizeof d6);
+	if (m->from_snapshot) {
+		struct rg_localtime lt;
+		if (rg_cal_localize("UTC", m->synced_at, &lt) == 0) {
+			char ds[16];
+			rg_cal_format_date(lt.day, ds, sizeof ds);
+			snprintf(synced, sizeof synced, "%sT%02d:%02dZ", ds, lt.minute / 60, lt.minute % 60);
+		}
+	}
+
+	if (fmt == FMT_JSON) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "site", json_object_new_string(site->name));
+		json_object_object_add(o, "week", json_object_new_string(week));
+		json_object_object_add(o, "from", json_object_new_string(d0));
+		json_object_object_add(o, "to", json_object_new_string(d6));
+		json_object_object_add(o, "timezone", site->timezone ? json_object_new_string(site->timezone) : NULL);
+		json_object_object_add(o, "capacity", json_object_new_int64(site->capacity));
+		json_object *days = json_object_new_array();
+		for (int i = 0; i < 7; i++) {
+			json_object *d = json_object_new_object();
+			rg_cal_format_date(rs->days[i], dstr, sizeof dstr);
+			json_object_object_add(d, "date", json_object_new_string(dstr));
+			json_object_object_add(d, "weekday", json_object_new_string(rg_cal_weekday_name(i + 1)));
+			json_object_object_add(d, "people", json_object_new_int64(rs->admitted[i]));
+			json_object_object_add(d, "capacity", json_object_new_int64(site->capacity));
+			json_object_object_add(d, "exempt", json_object_new_int64(rs->exempt[i]));
+			json_object_array_add(days, d);
+		}
+		json_object_object_add(o, "days", days);
+		json_object_object_add(o, "distinct_people", json_object_new_int64(rs->distinct));
+		json_object_object_add(o, "exempt_admissions", json_object_new_int64(rs->exempt_admissions));
+		json_object_object_add(o, "exempt_people", json_object_new_int64(rs->exempt_people));
+		json_object_object_add(o, "weekly_target", json_object_new_int64(site->weekly_target));
+		json_object_object_add(o, "membership",
+				       json_object_new_string(m->from_snapshot ? "snapshot" : "directory"));
+		json_object_object_add(o, "snapshot_synced_at",
+				       m->from_snapshot ? json_object_new_int64(m->synced_at) : NULL);
+		json_object *rotas = json_object_new_array();
+		for (size_t i = 0; i < site->nrotas; i++) {
+			const struct report_rota *rr = &rs->rotas[i];
+			json_object *r = json_object_new_object();
+			rota_percent(rr, pct, sizeof pct);
+			json_object_object_add(r, "rota", json_object_new_string(rr->rota->name));
+			json_object_object_add(r, "group", json_object_new_string(rr->rota->group));
+			json_object_object_add(r, "members", json_object_new_int64(rr->members));
+			json_object_object_add(r, "attended", json_object_new_int64(rr->attended));
+			json_object_object_add(r, "percent", rr->members ?
+					       json_object_new_double_s(100.0 * rr->attended / rr->members, pct) : NULL);
+			json_object_object_add(r, "target", json_object_new_int64(site->weekly_target));
+			json_object_object_add(r, "met", json_object_new_boolean(rota_met(rs, rr)));
+			json_object_object_add(r, "status", json_object_new_string(rota_status(rs, rr)));
+			json_object_array_add(rotas, r);
+		}
+		json_object_object_add(o, "rotas", rotas);
+		json_object_array_add(arr, o);
+		return;
+	}
+
+	if (fmt == FMT_CSV) {
+		for (int i = 0; i < 7; i++) {
+			rg_cal_format_date(rs->days[i], dstr, sizeof dstr);
+			csv_field(stdout, site->name);
+			printf(",%s,day,%.3s,%s,%u,%u,%u,,,,,\n", week, rg_cal_weekday_name(i + 1), dstr,
+			       rs->admitted[i], site->capacity, rs->exempt[i]);
+		}
+		csv_field(stdout, site->name);
+		printf(",%s,week,,%s..%s,%u,,%u,,,,%u,\n", week, d0, d6, rs->distinct,
+		       rs->exempt_admissions, site->weekly_target);
+		for (size_t i = 0; i < site->nrotas; i++) {
+			const struct report_rota *rr = &rs->rotas[i];
+			rota_percent(rr, pct, sizeof pct);
+			csv_field(stdout, site->name);
+			printf(",%s,rota,", week);
+			csv_field(stdout, rr->rota->name);
+			printf(",,,,,%u,%u,%s,%u,%s\n", rr->members, rr->attended, rr->members ? pct : "",
+			       site->weekly_target, rota_status(rs, rr));
+		}
+		return;
+	}
+
+	printf("site %s, week %s (%s .. %s, %s)\n", site->name, week, d0, d6,
+	       site->timezone ? site->timezone : "local time");
+	printf("  %-9s  %-10s  %6s  %8s  %6s\n", "day", "date", "people", "capacity", "exempt");
+	for (int i = 0; i < 7; i++) {
+		rg_cal_format_date(rs->days[i], dstr, sizeof dstr);
+		printf("  %-9s  %-10s  %6u  %8u  %6u\n", rg_cal_weekday_name(i + 1), dstr, rs->admitted[i],
+		       site->capacity, rs->exempt[i]);
+	}
+	printf("  week: %u distinct people came at least once; exempt admissions: %u (%u distinct)\n",
+	       rs->distinct, rs->exempt_admissions, rs->exempt_people);
+	printf("  %-16s  %7s  %8s  %7s  %6s  %s\n", "rota", "members", "attended", "percent", "target",
+	       "status");
+	for (size_t i = 0; i < site->nrotas; i++) {
+		const struct report_rota *rr = &rs->rotas[i];
+		char p2[40];
+		rota_percent(rr, pct, sizeof pct);
+		snprintf(p2, sizeof p2, "%s%s", pct, rr->members ? "%" : "");
+		printf("  %-16s  %7u  %8u  %7s  %5u%%  %s\n", rr->rota->name, rr->members, rr->attended, p2,
+		       site->weekly_target, rota_status(rs, rr));
+	}
+	if (m->from_snapshot)
+		printf("  membership: snapshot synced %s\n", synced);
+	else
+		printf("  membership: directory (live; the snapshot was never synced)\n");
+}
+
+/* "YYYY-Www" -> Monday; -1 if malformed or the week does not exist. */
+static int parse_iso_week(const char *s, int32_t *monday)
+{
+	if (strlen(s) != 8 || s[4] != '-' || s[5] != 'W')
+		return -1;
+	for (int i = 0; i < 8; i++)
+		if (i != 4 && i != 5 && !isdigit((unsigned char)s[i]))
+			return -1;
+	int year = atoi(s), week = (s[6] - '0') * 10 + (s[7] - '0');
+	if (year < 1 || week < 1)
+		return -1;
+	return rg_cal_iso_week_monday(year, week, monday) == 0 ? 0 : -1;
+}
+
+static int cmd_report(const char *conf, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "week", required_argument, NULL, 'w' },
+		{ "site", required_argument, NULL, 's' },
+		{ "format", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *week = NULL, *site_name = NULL;
+	enum report_format fmt = FMT_TABLE;
+	int c;
+	optind = 0; /* 0: full re-initialisation of glibc getopt */
+	while ((c = getopt_long(argc, argv, "w:s:f:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'w': week = optarg; break;
+		case 's': site_name = optarg; break;
+		case 'f':
+			if (strcmp(optarg, "table") == 0)
+				fmt = FMT_TABLE;
+			else if (strcmp(optarg, "csv") == 0)
+				fmt = FMT_CSV;
+			else if (strcmp(optarg, "json") == 0)
+				fmt = FMT_JSON;
+			else {
+				fprintf(stderr, "%s report: --format: table, csv or json, not '%s'\n",
+					progname, optarg);
+				return EXIT_ERR;
+			}
+			break;
+		default: usage(stderr); return EXIT_ERR;
+		}
+	}
+	if (optind != argc || !week) {
+		fprintf(stderr, "%s report: need --week YYYY-Www\n", progname);
+		return EXIT_ERR;
+	}
+	int32_t monday;
+	if (parse_iso_week(week, &monday) != 0) {
+		fprintf(stderr, "%s report: --week: not an ISO week (YYYY-Www, a week that exists): %s\n",
+			progname, week);
+		return EXIT_ERR;
+	}
+
+	/* config, ledger and snapshot directly: a report makes no decision and
+	 * must not audit one, nor reload the config under a running report */
+	struct rg_config *cfg = NULL;
+	struct rg_ledger *ledger = NULL;
+	struct membership m = { 0 };
+	char err[1024];
+	int rc = EXIT_ERR;
+	if (rg_config_load(conf, &cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_ERR;
+	}
+	if (site_name && !rg_config_site(cfg, site_name)) {
+		fprintf(stderr, "%s: no site named '%s'\n", progname, site_name);
+		goto out;
+	}
+	if (rg_ledger_open(cfg, &ledger, err, sizeof err) != 0) {
+		ledger = NULL;
+		fprintf(stderr, "%s: %s\n", progname, err);
+		goto out;
+	}
+	if (membership_init(cfg, &m, err, sizeof err) != 0) {
+		fprintf(stderr, "%s: membership: %s\n", progname, err);
+		goto out;
+	}
+
+	/* collect everything first: an error prints nothing but the message */
+	struct report_site *rs = calloc(cfg->nsites ? cfg->nsites : 1, sizeof *rs);
+	size_t n = 0;
+	bool ok = rs != NULL;
+	for (size_t i = 0; ok && i < cfg->nsites; i++) {
+		const struct rg_site *s = &cfg->sites[i];
+		if (site_name && strcmp(site_name, s->name) != 0)
+			continue;
+		if (report_collect(s, ledger, monday, &m, &rs[n], err, sizeof err) != 0) {
+			fprintf(stderr, "%s: site %s: %s\n", progname, s->name, err);
+			ok = false;
+		}
+		n++;
+	}
+	if (ok) {
+		json_object *arr = fmt == FMT_JSON ? json_object_new_array() : NULL;
+		if (fmt == FMT_CSV)
+			fputs(report_csv_header, stdout);
+		for (size_t i = 0; i < n; i++) {
+			if (fmt == FMT_TABLE && i > 0)
+				printf("\n");
+			report_print(&rs[i], week, &m, fmt, arr);
+		}
+		if (arr) {
+			printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
+									     JSON_C_TO_STRING_NOSLASHESCAPE));
+			json_object_put(arr);
+		}
+		rc = fflush(stdout) == 0 ? EXIT_GRANT : EXIT_ERR;
+	}
+	for (size_t i = 0; rs && i < n; i++)
+		free(rs[i].rotas);
+	free(rs);
+out:
+	membership_clear(&m);
+	if (ledger)
+		rg_ledger_close(ledger);
+	rg_config_free(cfg);
+	return rc;
+}
+/* ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
@@ -449,6 +909,8 @@ int main(int argc, char **argv)
 		return cmd_sync(conf);
 	if (strcmp(cmd, "ledger") == 0)
 		return cmd_ledger(conf, sub_argc, sub_argv);
+	if (strcmp(cmd, "report") == 0)
+		return cmd_report(conf, sub_argc, sub_argv);
 	fprintf(stderr, "%s: unknown command or arguments: %s\n", progname, cmd);
 	usage(stderr);
 	return EXIT_ERR;

@@ -2,7 +2,8 @@
 # Failover along the uri list: a first URI that refuses connections, and one
 # that accepts but never answers (plain, StartTLS and ldaps), cost at most
 # `timeout` + a margin before the second answers; the session then stays on
-# the second, and moves back to the first URI once it is back.
+# the second (and so does a new session on the same target: the backoff is
+# shared), and moves back to the first URI once it is back.
 . "$top_srcdir/tests/directory/lib.sh"
 start_slapd a
 A_URI=$RG_LDAP_URI
@@ -28,6 +29,8 @@ RG_DIR_PIDS="$RG_DIR_PIDS $!"
 for i in $(seq 100); do [ -s "$T/bh.port" ] && break; sleep 0.05; done
 bh=$(cat "$T/bh.port")
 
+# (a long backoff: the checks below must not race its end)
+export RGT_BACKOFF_MIN_MS=30000 RGT_BACKOFF_MAX_MS=60000
 for mode in plain starttls ldaps; do
 	case $mode in
 	plain) export RGT_TLS=none RGT_URI="ldap://127.0.0.1:$bh $A_URI" ;;
@@ -41,8 +44,15 @@ for mode in plain starttls ldaps; do
 	check "silent first URI ($mode): the first was really tried (waited >= 1.5 s)" ge "$(field ms)" 1500
 	dt lookup bob
 	check "silent first URI ($mode): next lookup does not wait again" lt "$(field ms)" 1000
+	# a new session on the same target (the api layer's pool grows): the
+	# backoff is shared, so it does not pay the timeout again either
+	dt fresh
+	dt lookup carol
+	check "silent first URI ($mode): a new session on the target succeeds" match "^ok .* uid=carol "
+	check "silent first URI ($mode): a new session does not wait again" lt "$(field ms)" 1000
 	dt_stop
 done
+unset RGT_BACKOFF_MIN_MS RGT_BACKOFF_MAX_MS
 export RGT_TLS=none
 
 # ---- back to the preferred URI once it answers again

@@ -14,6 +14,9 @@
  *   uri                  -> "uri U"
  *   up                   -> "up 1|0"
  *   sleep MS             -> "slept"
+ *   fresh                -> "fresh": the session is replaced by a new one on
+ *                           the same target (as the api layer's pool does),
+ *                           which shares the backoff state
  *   quit
  * A status line other than ok carries " err=MESSAGE" at its end.
  */
@@ -204,18 +207,33 @@ static void do_snapget(const char *name)
 	rg_person_free(p);
 }
 
+static struct rg_dir *new_session(const struct rg_directory_cfg *cfg, struct rg_dir_target *t)
+{
+	struct rg_dir *d = rg_dir_new_shared(cfg, t);
+
+	if (d == NULL) {
+		fprintf(stderr, "rg-dirtool: rg_dir_new_shared failed (RGT_URI=%s)\n", cfg->uri);
+		exit(2);
+	}
+	rg_dir_set_retry(d, env_u("RGT_BACKOFF_MIN_MS", 0), env_u("RGT_BACKOFF_MAX_MS", 0), env_u("RGT_PREFER_MS", 0));
+	return d;
+}
+
 int main(void)
 {
 	struct rg_directory_cfg cfg;
+	struct rg_dir_target *t;
 	struct rg_dir *d;
 	char line[4096];
 
 	cfg_from_env(&cfg);
-	if ((d = rg_dir_new(&cfg)) == NULL) {
-		fprintf(stderr, "rg-dirtool: rg_dir_new failed (RGT_URI=%s)\n", cfg.uri);
+	/* one target for every session of the run, as the api layer keeps one
+	 * per configuration generation */
+	if ((t = rg_dir_target_new(&cfg)) == NULL) {
+		fprintf(stderr, "rg-dirtool: rg_dir_target_new failed (RGT_URI=%s)\n", cfg.uri);
 		return 2;
 	}
-	rg_dir_set_retry(d, env_u("RGT_BACKOFF_MIN_MS", 0), env_u("RGT_BACKOFF_MAX_MS", 0), env_u("RGT_PREFER_MS", 0));
+	d = new_session(&cfg, t);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		char *arg;
@@ -243,6 +261,10 @@ int main(void)
 			struct timespec ts = { atoi(arg) / 1000, (long)(atoi(arg) % 1000) * 1000000L };
 			nanosleep(&ts, NULL);
 			printf("slept\n");
+		} else if (strcmp(line, "fresh") == 0) {
+			rg_dir_free(d);
+			d = new_session(&cfg, t);
+			printf("fresh\n");
 		} else if (strcmp(line, "quit") == 0)
 			break;
 		else
@@ -250,5 +272,6 @@ int main(void)
 	}
 	rg_snapshot_close(the_snapshot);
 	rg_dir_free(d);
+	rg_dir_target_free(t);
 	return 0;
 }

@@ -57,6 +57,51 @@ START_TEST(test_principal_ok_refuses_bad_bytes_and_lengths)
 }
 END_TEST
 
+START_TEST(test_tls_version_below_1_2_is_refused)
+{
+	ck_assert(rg_dir_tls_version_ok("TLSv1.2"));   /* OpenSSL */
+	ck_assert(rg_dir_tls_version_ok("TLSv1.3"));
+	ck_assert(rg_dir_tls_version_ok("TLS1.2"));    /* GnuTLS */
+	ck_assert(rg_dir_tls_version_ok("TLS1.3"));
+	ck_assert(!rg_dir_tls_version_ok("TLS1.0"));
+	ck_assert(!rg_dir_tls_version_ok("TLS1.1"));
+	ck_assert(!rg_dir_tls_version_ok("TLSv1"));    /* OpenSSL's TLS 1.0 */
+	ck_assert(!rg_dir_tls_version_ok("TLSv1.1"));
+	ck_assert(!rg_dir_tls_version_ok("SSL3.0"));
+	ck_assert(!rg_dir_tls_version_ok("SSLv3"));
+	ck_assert(!rg_dir_tls_version_ok("DTLS1.2"));
+	ck_assert(!rg_dir_tls_version_ok("TLS1.2x"));
+	ck_assert(!rg_dir_tls_version_ok("TLS"));
+	ck_assert(!rg_dir_tls_version_ok(""));
+	ck_assert(!rg_dir_tls_version_ok("unknown"));
+	ck_assert(!rg_dir_tls_version_ok(NULL));
+}
+END_TEST
+
+START_TEST(test_loopback_is_an_address_not_a_prefix)
+{
+	ck_assert(rg_dir_host_is_loopback("localhost"));
+	ck_assert(rg_dir_host_is_loopback("127.0.0.1"));
+	ck_assert(rg_dir_host_is_loopback("127.1.2.3"));
+	ck_assert(rg_dir_host_is_loopback("127.255.255.255"));
+	ck_assert(rg_dir_host_is_loopback("::1"));
+	ck_assert(rg_dir_host_is_loopback("[::1]"));
+	ck_assert(rg_dir_host_is_loopback("0:0:0:0:0:0:0:1"));
+	ck_assert(!rg_dir_host_is_loopback("127.evil.example"));
+	ck_assert(!rg_dir_host_is_loopback("127.0.0.1.evil.example"));
+	ck_assert(!rg_dir_host_is_loopback("127."));
+	ck_assert(!rg_dir_host_is_loopback("localhost.evil.example"));
+	ck_assert(!rg_dir_host_is_loopback("LOCALHOST.evil"));
+	ck_assert(!rg_dir_host_is_loopback("128.0.0.1"));
+	ck_assert(!rg_dir_host_is_loopback("192.0.2.1"));
+	ck_assert(!rg_dir_host_is_loopback("::2"));
+	ck_assert(!rg_dir_host_is_loopback("::ffff:127.0.0.1x"));
+	ck_assert(!rg_dir_host_is_loopback("[::1"));
+	ck_assert(!rg_dir_host_is_loopback(""));
+	ck_assert(!rg_dir_host_is_loopback(NULL));
+}
+END_TEST
+
 START_TEST(test_build_filter_escapes_every_special_character)
 {
 	static const struct { const char *tmpl, *p, *want; } cases[] = {
@@ -278,6 +323,8 @@ static Suite *suite(void)
 
 	tcase_add_test(t, test_principal_ok_refuses_bad_bytes_and_lengths);
 	tcase_add_test(t, test_build_filter_escapes_every_special_character);
+	tcase_add_test(t, test_tls_version_below_1_2_is_refused);
+	tcase_add_test(t, test_loopback_is_an_address_not_a_prefix);
 	tcase_add_test(t, test_bad_input_never_reaches_a_server);
 	tcase_add_test(t, test_person_dup_is_deep_and_in_group_ignores_case);
 	tcase_add_test(t, test_cache_answers_within_ttl_only);

@@ -14,11 +14,16 @@
 #     never a grant, and never a host killed by SIGPIPE;
 #  d. a separate ledger server (ledger.uri, ledger.bind-dn,
 #     ledger.bind-password-file): the directory is read from one server, the
-#     count is written to the other with the ledger's own account; a ledger
+#     count is written to the other with the ledger's own account (never the
+#     directory's: ledger.uri without ledger.bind-dn is refused unless it is
+#     ldapi://, which binds with SASL EXTERNAL); a ledger
 #     server that accepts and then says nothing fails the decision within the
-#     timeout; tls-require-cert = never is refused for a remote ledger server.
-# Without ledger.uri the ledger uses directory.uri (tried in order) and the
-# directory's credentials (sections a to c).
+#     timeout; tls-require-cert = never is refused for a remote ledger server;
+#  e. a modify whose response is lost (applied, connection gone) is retried on
+#     a new session and reported as the admission it was, not as re-entry.
+# Without ledger.uri the ledger uses only the FIRST server of directory.uri
+# (never a later one: section b) and the directory's credentials (sections a
+# to c).
 set -e
 . "$top_srcdir/tests/fixtures/lib.sh"
 RG_SLAPD_SCHEMAS="$top_srcdir/conf/schema/rotagate.schema"
@@ -27,8 +32,9 @@ rg_test_init ldapledger
 PRIMARY_URI=$RG_LDAP_URI
 # the replica (section b) is ours to stop; then the fixture's cleanup
 # (and the separate ledger server and the silent server of section d)
-blackhole_pid=
+blackhole_pid= dropproxy_pid=
 trap 'rc=$?; set +e; rg_slapd_stop "$RG_T/replica" >/dev/null 2>&1
+[ -z "$dropproxy_pid" ] || { kill "$dropproxy_pid"; wait "$dropproxy_pid"; } 2>/dev/null
 rg_slapd_stop "$RG_T/ledgersrv" >/dev/null 2>&1
 [ -z "$blackhole_pid" ] || { kill "$blackhole_pid"; wait "$blackhole_pid"; } 2>/dev/null
 (exit $rc); rg__cleanup' EXIT
@@ -375,12 +381,26 @@ w=$(ldapsearch -LLL -Q -Y EXTERNAL -H "$LEDGER_URI" -b "ou=occupancy,dc=example,
 rg_expect_exit 0 rg_ctl -c "$CONF_E" occupancy --site hq --date 2026-06-04 --json --names
 jcheck 'assert d[0]["count"] == 2 and sorted(a["user"] for a in d[0]["admissions"]) == ["bob", "carol"], d'
 
-echo "# the directory's credentials are not the ledger's: without ledger.bind-dn the bind fails"
+echo "# the directory's credentials are never sent to the ledger server"
 CONF_F="$RG_T/door-f.conf"
+for uri in "ldaps://127.0.0.1:1" "ldap://127.0.0.1:1"; do
+	write_conf "$CONF_F" door-a "$PRIMARY_URI" 10
+	ledger_keys "$CONF_F" "$uri"
+	rg_expect_exit 2 rg_ctl -c "$CONF_F" config-test
+	grep -Eq "^$CONF_F:[0-9]+: ledger: uri is set but bind-dn is not" "$RG_T/last.err" ||
+		{ cat "$RG_T/last.err"; rg_fail "ledger.uri $uri without ledger.bind-dn was not refused"; }
+	rg_expect_exit 2 rg_ctl -c "$CONF_F" admit heidi --door main-entrance --at "$THU"
+done
+echo "# an ldapi:// ledger server without ledger.bind-dn: SASL EXTERNAL, not the directory's account"
 write_conf "$CONF_F" door-a "$PRIMARY_URI" 10
 ledger_keys "$CONF_F" "$LEDGER_URI"
-rg_expect_exit 2 rg_ctl -c "$CONF_F" admit heidi --door main-entrance --at "$THU" --json
-jcheck 'assert d["verdict"] == "ERROR" and d["reason"] == "ledger-unavailable" and d["rule"] == "team-b", d'
+rg_expect_exit 0 rg_ctl -c "$CONF_F" config-test
+rg_expect_exit 0 rg_ctl -c "$CONF_F" admit heidi --door main-entrance --at "$THU"
+rg_expect_line '^GRANT reason=rota-day site=hq rule=team-b occupancy=3/10$'
+w=$(ldapsearch -LLL -Q -Y EXTERNAL -H "$LEDGER_URI" -b "ou=occupancy,dc=example,dc=org" \
+	"(&(rgSite=hq)(rgDate=2026-06-04))" modifiersName | sed -n 's/^modifiersName: //p')
+[ "$w" = "$RG_LDAP_ADMIN_DN" ] ||
+	rg_fail "the ldapi ledger entry was written as '$w', not with SASL EXTERNAL (the test's peer identity)"
 
 echo "# the ledger server down, the directory up: ERROR ledger-unavailable"
 rg_slapd_stop "$RG_T/ledgersrv"
@@ -420,4 +440,42 @@ rg_expect_exit 2 rg_ctl -c "$CONF_H" check heidi --door main-entrance --at "$THU
 rg_expect_line '^ERROR reason=ledger-unavailable '
 printf '%s\n' "$RG_OUT" | grep -q 'only accepted for ldapi' ||
 	{ printf '%s\n' "$RG_OUT" >&2; rg_fail "the TLS policy refusal is not explained"; }
+
+###########################################################################
+echo "== e. a lost modify response: the retry reports the admission, not a re-entry"
+# a proxy in front of the provider's ldapi socket passes the second modify
+# on (the server applies it) and then drops the connection before the answer
+PROV_SOCK=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.unquote(sys.argv[1][len("ldapi://"):]))' "$PRIMARY_URI")
+python3 "$top_srcdir/tests/directory/dropmodify.py" "$RG_T/drop.sock" "$PROV_SOCK" 2 &
+dropproxy_pid=$!
+i=0; while [ ! -s "$RG_T/drop.sock.ready" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ -s "$RG_T/drop.sock.ready" ] || rg_fail "dropmodify.py did not start"
+DROP_URI="ldapi://$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$RG_T/drop.sock")"
+CONF_X="$RG_T/door-x.conf"
+write_conf "$CONF_X" door-a "$PRIMARY_URI" 10
+ledger_keys "$CONF_X" "$DROP_URI"   # ldapi: SASL EXTERNAL
+echo "account required $RG_MODULE conf=$CONF_X door=main-entrance" > "$RG_T/pam.d/door-x"
+FRI_UNIX=$(python3 -c 'import datetime,zoneinfo; print(int(datetime.datetime(2026,6,5,8,30,tzinfo=zoneinfo.ZoneInfo("Europe/London")).timestamp()))')
+# one process: alice's session goes back to the pool, frank's admission
+# reuses it, loses the answer to its modify and is retried on a new session
+out=$("$RG_PAM_DRIVER" "$RG_T/pam.d" door-x --when "$FRI_UNIX" alice frank)
+kill "$dropproxy_pid"; wait "$dropproxy_pid" 2>/dev/null || true; dropproxy_pid=
+[ "$out" = "alice PAM_SUCCESS
+frank PAM_SUCCESS" ] || { printf '%s\n' "$out"; rg_fail "PAM results with a lost modify response"; }
+[ "$(ldap_count "$PRIMARY_URI" 2026-06-05)" = 2 ] || rg_fail "rgCount after the lost response is not 2"
+python3 - "$RG_SYSLOG_JSON" "$(sha_of "$CONF_X")" <<'PY' || rg_fail "audit records of section e"
+import json, sys, time
+deadline = time.time() + 10
+while True:
+    recs = [json.loads(l).get("rotagate", {}) for l in open(sys.argv[1]) if l.strip()]
+    recs = [r for r in recs if r.get("config_sha") == sys.argv[2]]
+    dec = [r for r in recs if r.get("event", "").startswith("access.")]
+    if len(dec) >= 2 or time.time() > deadline:
+        break
+    time.sleep(0.1)
+got = [(r.get("user"), r.get("event"), r.get("reason")) for r in dec]
+# frank's first modify was applied: his grant is an admission (rota-day),
+# not a re-entry of his own admission
+assert got == [("alice", "access.granted", "rota-day"), ("frank", "access.granted", "rota-day")], got
+PY
 echo "PASS"

@@ -206,6 +206,10 @@ static const struct bad_case bad_cases[] = {
 	  8, "ledger: uri 'https://x.example.org' is not an LDAP URI" },
 	{ "ledger uri naming no URI", DIR4 "ledger {\n  uri = \" , \"\n}\n" SITE3 "}\n", 6,
 	  "ledger: uri names no LDAP URI" },
+	{ "ledger uri naming two servers (no failover for the ledger)",
+	  DIR4 "ledger {\n  backend = ldap\n  ldap-base = \"ou=occ,dc=example,dc=org\"\n"
+	  "  uri = \"ldapi:/// ldapi://%2Fother%2Fsocket\"\n}\n" SITE3 "}\n",
+	  8, "ledger: uri names 2 servers; the ledger writes to exactly one" },
 	{ "ledger bind-dn without bind-password-file",
 	  DIR4 "ledger {\n  uri = \"ldapi:///\"\n  bind-dn = \"cn=ledger,dc=example,dc=org\"\n}\n"
 	  SITE3 "}\n",
@@ -375,7 +379,7 @@ static const char full_text[] =
 	"  backend = ldap\n"
 	"  path = \"/srv/rotagate\"\n"
 	"  ldap-base = \"ou=occupancy,dc=example,dc=org\"\n"
-	"  uri = \"ldaps://provider.example.org\"\n"
+	"  uri = \"ldapi://%2Fvar%2Frun%2Fslapd%2Fledger.sock\"\n"
 	"  retain-days = 30\n"
 	"  map-size = 16\n"
 	"}\n"
@@ -452,7 +456,7 @@ START_TEST(test_full_config_parses_into_the_expected_struct)
 	ck_assert_int_eq(cfg->ledger.backend, RG_LEDGER_LDAP);
 	ck_assert_str_eq(cfg->ledger.path, "/srv/rotagate");
 	ck_assert_str_eq(cfg->ledger.ldap_base, "ou=occupancy,dc=example,dc=org");
-	ck_assert_str_eq(cfg->ledger.uri, "ldaps://provider.example.org");
+	ck_assert_str_eq(cfg->ledger.uri, "ldapi://%2Fvar%2Frun%2Fslapd%2Fledger.sock");
 	ck_assert_ptr_null(cfg->ledger.bind_dn);
 	ck_assert_ptr_null(cfg->ledger.bind_password_file);
 	ck_assert_uint_eq(cfg->ledger.retain_days, 30);
@@ -775,20 +779,36 @@ START_TEST(test_ledger_connection_defaults_to_the_directory)
 }
 END_TEST
 
-START_TEST(test_ledger_uri_alone_keeps_the_directory_credentials)
+/* The directory's bind DN and password are never sent to another server:
+ * a ledger.uri without ledger.bind-dn is refused, unless it is ldapi://
+ * (then SASL EXTERNAL: no DN, no password). */
+START_TEST(test_ledger_uri_alone_never_gets_the_directory_credentials)
 {
 	char *secret = write_file("secret", "s3cret\n", 0600);
 	char *text = ledger_config(secret, "  uri = \"ldaps://provider.example.org\"\n");
 	struct rg_config *cfg = NULL;
 	struct rg_directory_cfg conn;
 	char err[1024] = "";
+	ck_assert_int_eq(rg_config_load_string("l.conf", text, &cfg, err, sizeof err), -1);
+	ck_assert_ptr_null(cfg);
+	ck_assert_msg(strstr(err, "l.conf:12: ledger: uri is set but bind-dn is not") == err, "%s", err);
+	ck_assert_msg(!strstr(err, "s3cret"), "%s", err);
+	g_free(text);
+
+	text = ledger_config(secret, "  uri = \"ldap://provider.example.org\"\n");
+	ck_assert_int_eq(rg_config_load_string("l.conf", text, &cfg, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "l.conf:12: ledger: uri is set but bind-dn is not") == err, "%s", err);
+	g_free(text);
+
+	text = ledger_config(secret, "  uri = \"ldapi://%2Frun%2Fslapd%2Fledger.sock\"\n");
 	ck_assert_msg(rg_config_load_string("l.conf", text, &cfg, err, sizeof err) == 0, "%s", err);
 	rg_config_ledger_connection(cfg, &conn);
-	ck_assert_str_eq(conn.uri, "ldaps://provider.example.org");
-	ck_assert_str_eq(conn.bind_dn, "cn=door,dc=example,dc=org");
-	ck_assert_str_eq(conn.bind_password_file, secret);
+	ck_assert_str_eq(conn.uri, "ldapi://%2Frun%2Fslapd%2Fledger.sock");
+	ck_assert_ptr_null(conn.bind_dn); /* SASL EXTERNAL */
+	ck_assert_ptr_null(conn.bind_password_file);
 	/* the directory itself is unchanged */
 	ck_assert_str_eq(cfg->directory.uri, "ldaps://replica.example.org");
+	ck_assert_str_eq(cfg->directory.bind_dn, "cn=door,dc=example,dc=org");
 	rg_config_free(cfg);
 	g_free(text);
 	g_free(secret);
@@ -983,7 +1003,7 @@ static Suite *config_suite(void)
 	tcase_add_test(files, test_read_password_refuses_empty_and_multiline_without_leaking);
 	tcase_add_test(files, test_shipped_example_loads_cleanly);
 	tcase_add_test(files, test_ledger_connection_defaults_to_the_directory);
-	tcase_add_test(files, test_ledger_uri_alone_keeps_the_directory_credentials);
+	tcase_add_test(files, test_ledger_uri_alone_never_gets_the_directory_credentials);
 	tcase_add_test(files, test_ledger_has_its_own_server_and_credentials);
 	tcase_add_test(files, test_ledger_password_file_readable_by_others_is_refused);
 	suite_add_tcase(s, files);
