@@ -302,7 +302,9 @@ static void *crash_thread(void *arg)
 	return NULL;
 }
 
-static void crash_child(int id, int fd)
+/* `ready`: one byte written once the ledger is open, so that the parent's
+ * random kill lands mid-admission, not during a (slow, sanitised) start. */
+static void crash_child(int id, int fd, int ready)
 {
 	struct rg_config *cfg = lt_config(&O.b);
 	struct rg_ledger *l;
@@ -315,6 +317,9 @@ static void crash_child(int id, int fd)
 		_exit(2);
 	}
 	lt_config_free(cfg);
+	if (write(ready, "r", 1) != 1)
+		_exit(2);
+	close(ready);
 	for (int i = 0; i < 2; i++) {
 		w[i] = (struct worker){ .l = l, .proc = id, .thread = i, .fd = fd };
 		pthread_create(&t[i], NULL, crash_thread, &w[i]);
@@ -338,14 +343,27 @@ static int run_crash(void)
 	srand((unsigned)getpid());
 	for (int round = 0; round < O.rounds; round++) {
 		pid_t pids[4];
+		int ready[4][2];
+		char byte;
 
 		for (int p = 0; p < 4; p++) {
+			if (pipe(ready[p]) != 0) {
+				perror("pipe");
+				return 2;
+			}
 			pids[p] = fork();
-			if (pids[p] == 0)
-				crash_child(round * 4 + p, fd);
+			if (pids[p] == 0) {
+				close(ready[p][0]);
+				crash_child(round * 4 + p, fd, ready[p][1]);
+			}
+			close(ready[p][1]);
 		}
-		/* kill them one by one at random moments mid-admission */
+		/* kill them one by one at random moments mid-admission (each
+		 * once it has its ledger open and is admitting) */
 		for (int p = 0; p < 4; p++) {
+			if (read(ready[p][0], &byte, 1) != 1)
+				fprintf(stderr, "crash worker %d never opened its ledger\n", p);
+			close(ready[p][0]);
 			usleep((useconds_t)(20000 + rand() % 60000));
 			kill(pids[p], SIGKILL);
 		}
