@@ -72,7 +72,98 @@ struct rotagate {
 	struct rg_cache *cache;
 	int dir_state;               /* 1 up, 0 down, -1 unknown */
 	pid_t pid;                   /* process the generation's resources belong to */
+	struct rotagate *prev, *next; /* every open handle, under handles_lock */
 };
+
+/* ------------------------------------------------------------------ */
+/* fork safety                                                         */
+/*
+ * A controller may fork while other threads are inside rotagate (a
+ * pre-forking server with a housekeeping thread).  The child has only the
+ * forking thread: a mutex another thread held at that moment would stay
+ * locked in the child forever, and its first swipe would hang.  So the
+ * prepare handler takes every lock the child can reach, in the one order
+ * used everywhere else, and both sides release them after the fork:
+ *
+ *   registry_lock -> handles_lock -> each handle's reload_lock
+ *     -> each handle's lock -> its cache's lock
+ *     -> the config parser's lock -> the snapshot list -> the LMDB list
+ *     -> the time-zone cache (a leaf: GLib's own zone lock is only ever
+ *        taken under it, see calendar.c)
+ *
+ * (reload_lock is taken before lock, and the module-wide locks after the
+ * handle's, on every other path too.)  Locks inside a generation (audit
+ * sink, LDAP sessions, ledger) need no such care: the child never uses the
+ * parent's generation, it builds its own (ensure_own_process).  The
+ * handlers stay valid after dlclose because the module is linked
+ * -z nodelete.
+ */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER; /* PAM registry, below */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rotagate *handles;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&registry_lock);
+	pthread_mutex_lock(&handles_lock);
+	for (struct rotagate *h = handles; h; h = h->next)
+		pthread_mutex_lock(&h->reload_lock);
+	for (struct rotagate *h = handles; h; h = h->next) {
+		pthread_mutex_lock(&h->lock);
+		rg_cache_fork_prepare(h->cache);
+	}
+	rg_config_fork_prepare();
+	rg_snapshot_fork_prepare();
+	rg_ledger_lmdb_fork_prepare();
+	rg_cal_fork_prepare();
+}
+
+/* In the parent and in the child alike: the forking thread holds them all. */
+static void fork_release(void)
+{
+	rg_cal_fork_release();
+	rg_ledger_lmdb_fork_release();
+	rg_snapshot_fork_release();
+	rg_config_fork_release();
+	for (struct rotagate *h = handles; h; h = h->next) {
+		rg_cache_fork_release(h->cache);
+		pthread_mutex_unlock(&h->lock);
+	}
+	for (struct rotagate *h = handles; h; h = h->next)
+		pthread_mutex_unlock(&h->reload_lock);
+	pthread_mutex_unlock(&handles_lock);
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void atfork_register(void)
+{
+	pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+static void handle_link(struct rotagate *h)
+{
+	pthread_once(&atfork_once, atfork_register);
+	pthread_mutex_lock(&handles_lock);
+	h->prev = NULL;
+	h->next = handles;
+	if (handles)
+		handles->prev = h;
+	handles = h;
+	pthread_mutex_unlock(&handles_lock);
+}
+
+static void handle_unlink(struct rotagate *h)
+{
+	pthread_mutex_lock(&handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&handles_lock);
+}
 
 /* ------------------------------------------------------------------ */
 /* names                                                               */
@@ -444,6 +535,7 @@ RG_EXPORT int rotagate_open(const char *conf_path, struct rotagate **out, char *
 	if (!h->gen)
 		goto fail_locks;
 	audit_config_event(h->gen, "config.loaded", conf_path, NULL);
+	handle_link(h);
 	*out = h;
 	return 0;
 
@@ -463,6 +555,7 @@ RG_EXPORT void rotagate_close(struct rotagate *h)
 {
 	if (!h)
 		return;
+	handle_unlink(h);
 	pthread_mutex_lock(&h->lock);
 	bool last = --h->gen->refs == 0;
 	pthread_mutex_unlock(&h->lock);
@@ -888,8 +981,7 @@ struct registry_entry {
 	struct registry_entry *next;
 };
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct registry_entry *registry;
+static struct registry_entry *registry; /* under registry_lock (see fork safety) */
 
 struct rotagate *rg_registry_get(const char *conf_path, char *err, size_t errlen)
 {

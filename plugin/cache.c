@@ -85,6 +85,18 @@ void rg_cache_free(struct rg_cache *c)
 	free(c);
 }
 
+void rg_cache_fork_prepare(struct rg_cache *c)
+{
+	if (c != NULL)
+		pthread_mutex_lock(&c->lock);
+}
+
+void rg_cache_fork_release(struct rg_cache *c)
+{
+	if (c != NULL)
+		pthread_mutex_unlock(&c->lock);
+}
+
 static gboolean is_negative_entry(gpointer k, gpointer v, gpointer u)
 {
 	(void)k;
@@ -287,6 +299,16 @@ struct rg_snapshot {
 
 static pthread_mutex_t snapshots_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rg_snapshot *snapshots; /* open environments, under snapshots_lock */
+
+void rg_snapshot_fork_prepare(void)
+{
+	pthread_mutex_lock(&snapshots_lock);
+}
+
+void rg_snapshot_fork_release(void)
+{
+	pthread_mutex_unlock(&snapshots_lock);
+}
 
 static struct rg_snapshot *snapshot_create(const char *path, char *err, size_t len)
 {

@@ -38,6 +38,9 @@ struct rg_cache;
 
 struct rg_cache *rg_cache_new(void);   /* NULL on allocation failure */
 void rg_cache_free(struct rg_cache *c);
+/* pthread_atfork support (api.c): hold / release the map's lock across fork(). */
+void rg_cache_fork_prepare(struct rg_cache *c);
+void rg_cache_fork_release(struct rg_cache *c);
 
 /* Copy of the cached answer for `principal` if younger than max_age seconds
  * at `now` (an answer from the future counts as age 0).  Returns NULL when
@@ -65,6 +68,10 @@ struct rg_snapshot;
  * NULL with a message on failure. */
 struct rg_snapshot *rg_snapshot_open(const char *dir, char *err, size_t errlen);
 void rg_snapshot_close(struct rg_snapshot *s);   /* NULL is fine */
+/* pthread_atfork support (api.c): hold / release the list of open
+ * environments across fork(). */
+void rg_snapshot_fork_prepare(void);
+void rg_snapshot_fork_release(void);
 
 /* 1 and a new person in *out (caller frees; p->fetched is when the directory
  * gave the answer), 0 when absent, -1 on error (message in err). */

@@ -2,10 +2,21 @@
  * calendar.c - site-local dates and times.
  *
  * Civil-date arithmetic goes through GLib's GDate (Julian day numbers from
- * 0001-01-01) and zone handling through GTimeZone/GDateTime; GLib caches
- * zones itself, under its own lock, so nothing here is global or mutable.
+ * 0001-01-01) and zone handling through GTimeZone/GDateTime.
+ *
+ * Zones come from a small cache of our own (zone_new), for fork safety:
+ * GLib creates zones under a private lock that no pthread_atfork handler
+ * can reach, so a fork() while another thread was inside
+ * g_time_zone_new_identifier() would leave the child's first date
+ * calculation waiting forever.  Here GLib is only ever asked for a zone
+ * while zones_lock is held, and api.c holds zones_lock across fork()
+ * (rg_cal_fork_prepare).  The cache keeps one reference to every zone it
+ * made, so the zones' reference counts never drop to zero, and GLib never
+ * takes its lock for them again.
  */
 #include <glib.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,14 +55,50 @@ static int64_t floor_mod(int64_t a, int64_t b)
 	return a - floor_div(a, b) * b;
 }
 
-/* NULL = the zone of the TZ environment variable / system */
+static pthread_mutex_t zones_lock = PTHREAD_MUTEX_INITIALIZER;
+static GHashTable *zones; /* "id:NAME" / "local:$TZ" -> GTimeZone (one ref) */
+
+void rg_cal_fork_prepare(void)
+{
+	pthread_mutex_lock(&zones_lock);
+}
+
+void rg_cal_fork_release(void)
+{
+	pthread_mutex_unlock(&zones_lock);
+}
+
+/* A new reference to the zone `tz` (NULL = the zone of the TZ environment
+ * variable / system, as g_time_zone_new_local() reads it now), or NULL for an
+ * unknown name.  Unknown names are not remembered: only configured zones
+ * and the local one are ever cached. */
 static GTimeZone *zone_new(const char *tz)
 {
-	if (!tz)
-		return g_time_zone_new_local();
-	if (!*tz)
+	const char *env = tz ? NULL : getenv("TZ");
+	char *key;
+	GTimeZone *z;
+
+	if (tz && !*tz)
 		return NULL;
-	return g_time_zone_new_identifier(tz);
+	key = tz ? g_strconcat("id:", tz, NULL) : g_strconcat("local:", env ? env : "", NULL);
+	pthread_mutex_lock(&zones_lock);
+	if (!zones)
+		zones = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					      (GDestroyNotify)g_time_zone_unref);
+	z = g_hash_table_lookup(zones, key);
+	if (z) {
+		g_free(key);
+	} else {
+		z = tz ? g_time_zone_new_identifier(tz) : g_time_zone_new_local();
+		if (z)
+			g_hash_table_insert(zones, key, z);
+		else
+			g_free(key);
+	}
+	if (z)
+		g_time_zone_ref(z);
+	pthread_mutex_unlock(&zones_lock);
+	return z;
 }
 
 /* Day number -> GDate; false outside years 1..9999. */
@@ -102,9 +149,10 @@ void rg_cal_tz_name(const char *tz, char *buf, size_t len)
 		snprintf(buf, len, "%s", tz);
 		return;
 	}
-	z = g_time_zone_new_local();
-	snprintf(buf, len, "local time (%s)", g_time_zone_get_identifier(z));
-	g_time_zone_unref(z);
+	z = zone_new(NULL);
+	snprintf(buf, len, "local time (%s)", z ? g_time_zone_get_identifier(z) : "unknown");
+	if (z)
+		g_time_zone_unref(z);
 }
 
 int rg_cal_localize(const char *tz, int64_t when, struct rg_localtime *out)

@@ -23,6 +23,11 @@ struct rg_localtime {
 	int utc_offset;       /* seconds east of UTC at that instant */
 };
 
+/* pthread_atfork support (api.c): hold / release the zone cache's lock
+ * across fork(), so that no thread is inside GLib's zone creation then. */
+void rg_cal_fork_prepare(void);
+void rg_cal_fork_release(void);
+
 /* Is `tz` (IANA name, e.g. "Europe/London") known?  NULL = local: true.
  * An empty name is not a zone. */
 bool rg_cal_tz_valid(const char *tz);

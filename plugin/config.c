@@ -597,6 +597,16 @@ static int fail_oom(struct ctx *c)
 static pthread_mutex_t parse_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ctx *parse_ctx;
 
+void rg_config_fork_prepare(void)
+{
+	pthread_mutex_lock(&parse_lock);
+}
+
+void rg_config_fork_release(void)
+{
+	pthread_mutex_unlock(&parse_lock);
+}
+
 __attribute__((format(printf, 2, 0)))
 static void confuse_error(cfg_t *cfg, const char *fmt, va_list ap)
 {

@@ -121,6 +121,11 @@ struct rg_config {
 /* Parse and validate.  0 on success; -1 with "file:line: message" in err. */
 int rg_config_load(const char *path, struct rg_config **out, char *err, size_t errlen);
 
+/* pthread_atfork support (api.c): hold / release the parser's lock across
+ * fork() so that a child never inherits it locked by a thread it lacks. */
+void rg_config_fork_prepare(void);
+void rg_config_fork_release(void);
+
 /* Same, from a string (tests); `name` is used in messages. */
 int rg_config_load_string(const char *name, const char *text, struct rg_config **out, char *err,
 			  size_t errlen);

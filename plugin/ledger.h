@@ -104,6 +104,10 @@ const char *rg_ledger_backend_name(const struct rg_ledger *l);
 void rg_ledger_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* pthread_atfork support (api.c): hold / release the list of open LMDB
+ * environments across fork(). */
+void rg_ledger_lmdb_fork_prepare(void);
+void rg_ledger_lmdb_fork_release(void);
 int rg_ledger_lmdb_open(const struct rg_config *cfg, struct rg_ledger **out, char *err,
 			size_t errlen);
 /* LMDB only: the environment's last committed transaction id (tests use it

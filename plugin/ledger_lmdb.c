@@ -60,6 +60,16 @@ struct env_entry {
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct env_entry *registry;
 
+void rg_ledger_lmdb_fork_prepare(void)
+{
+	pthread_mutex_lock(&registry_mu);
+}
+
+void rg_ledger_lmdb_fork_release(void)
+{
+	pthread_mutex_unlock(&registry_mu);
+}
+
 struct lmdb_ledger {
 	struct rg_ledger base;
 	struct env_entry *e;

@@ -8,11 +8,19 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ldap.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "harness.h"
 #include "ledger.h"
@@ -636,6 +644,183 @@ START_TEST(test_lmdb_old_days_are_pruned_on_use)
 }
 END_TEST
 
+/* A reservation running in its own thread, so the test can see whether it
+ * finishes while another process holds LMDB's writer lock. */
+struct bg_reserve {
+	struct rg_ledger *l;
+	struct rg_reservation r;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	enum rg_ledger_result res;
+	unsigned occ;
+	char err[512];
+};
+
+static void *bg_reserve_main(void *arg)
+{
+	struct bg_reserve *b = arg;
+	enum rg_ledger_result res = rg_ledger_reserve(b->l, &b->r, &b->occ, b->err, sizeof(b->err));
+
+	pthread_mutex_lock(&b->mu);
+	b->res = res;
+	b->done = true;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+static void bg_reserve_start(struct bg_reserve *b, pthread_t *t, struct rg_ledger *l,
+			     const char *site, const char *person, unsigned capacity)
+{
+	pthread_condattr_t ca;
+
+	memset(b, 0, sizeof(*b));
+	b->l = l;
+	b->r = (struct rg_reservation){ .site = site, .day = DAY, .person = person,
+					.door = "main-entrance", .rule = "team-a",
+					.when = (int64_t)DAY * 86400 + 8 * 3600,
+					.capacity = capacity };
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	ck_assert_int_eq(pthread_create(t, NULL, bg_reserve_main, b), 0);
+}
+
+/* Has the reservation finished within `ms` milliseconds? */
+static bool bg_reserve_wait(struct bg_reserve *b, long ms)
+{
+	struct timespec dl;
+	bool done;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&b->mu);
+	while (!b->done && pthread_cond_timedwait(&b->cv, &b->mu, &dl) != ETIMEDOUT)
+		;
+	done = b->done;
+	pthread_mutex_unlock(&b->mu);
+	return done;
+}
+
+static void bg_reserve_destroy(struct bg_reserve *b)
+{
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
+}
+
+/* Child process: open the ledger's environment with the LMDB API, begin a
+ * write transaction (taking LMDB's cross-process writer lock), report "R"
+ * (or "E" + message) on `ready`, and hold it until a byte or end-of-file
+ * arrives on `hold` (the test's process ending also releases it). */
+_Noreturn static void lock_holder(const char *envdir, int ready, int hold)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	char msg[600] = "R", c;
+	int rc;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	rc = mdb_env_create(&env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(env, 4);
+	if (rc == 0)
+		rc = mdb_env_open(env, envdir, 0, 0600);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc)
+		snprintf(msg, sizeof(msg), "E%.400s: %s", envdir, mdb_strerror(rc));
+	if (write(ready, msg, strlen(msg)) < 0)
+		_exit(3);
+	close(ready);
+	if (rc)
+		_exit(2);
+	while (read(hold, &c, 1) < 0 && errno == EINTR)
+		;
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	_exit(0);
+}
+
+/* Stronger than test_reentry_writes_nothing (which compares the last
+ * committed txn id, blind to a write transaction begun and aborted): while
+ * another process holds LMDB's writer lock, a re-entry must still be answered
+ * at once, and a new admission must wait for the lock (proving the lock is
+ * really held), then succeed once it is released. */
+START_TEST(test_lmdb_reentry_needs_no_write_lock)
+{
+	const char *site = __func__;
+	char envdir[4096], msg[600] = "";
+	int ready[2], hold[2], st;
+	ssize_t n;
+	unsigned occ;
+	pid_t pid;
+	pthread_t ta, tb;
+	struct bg_reserve a, b;
+	bool a_done, b_blocked, b_done;
+
+	ck_assert_int_eq(RESERVE(.site = site, .day = DAY, .person = "alice", .capacity = 5),
+			 RG_LEDGER_ADMITTED);
+	/* plugin/ledger_lmdb.c: the environment is <ledger.path>/ledger */
+	snprintf(envdir, sizeof(envdir), "%s/ledger", dir);
+
+	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(hold, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(ready[0]);
+		close(hold[1]);
+		lock_holder(envdir, ready[1], hold[0]);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	n = read(ready[0], msg, sizeof(msg) - 1);
+	close(ready[0]);
+	if (n <= 0 || msg[0] != 'R') {
+		close(hold[1]);
+		waitpid(pid, &st, 0);
+		ck_abort_msg("lock holder did not start: %s", n > 0 ? msg + 1 : "no answer");
+	}
+
+	/* The writer lock is held by the child.  Nothing below may abort the
+	 * test before the lock is released and both threads are joined. */
+	bg_reserve_start(&a, &ta, L, site, "alice", 5);
+	a_done = bg_reserve_wait(&a, 2000);
+	bg_reserve_start(&b, &tb, L, site, "bob", 5);
+	b_blocked = !bg_reserve_wait(&b, 300);
+
+	/* release: the child aborts its transaction and exits */
+	close(hold[1]);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	/* (were the lock still held, the check timeout would end the test) */
+	b_done = bg_reserve_wait(&b, 10000);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	bg_reserve_destroy(&a);
+	bg_reserve_destroy(&b);
+
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "lock holder: status %d", st);
+	ck_assert_msg(a_done, "re-entry waited for the writer lock: it begins a write transaction");
+	ck_assert_msg(a.res == RG_LEDGER_REENTRY, "re-entry: result %d (%s)", a.res, a.err);
+	ck_assert_uint_eq(a.occ, 1);
+	ck_assert_msg(b_blocked, "a new admission (result %d) did not wait for the writer lock "
+				 "held by another process: the lock is not effective, the check "
+				 "above proves nothing", b.res);
+	ck_assert_msg(b_done, "the new admission did not finish after the lock was released");
+	ck_assert_msg(b.res == RG_LEDGER_ADMITTED, "new admission: result %d (%s)", b.res, b.err);
+	ck_assert_uint_eq(b.occ, 2);
+	ck_assert_uint_eq(count_of(site, DAY), 2);
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create(getenv("RG_TEST_LEDGER_BACKEND") ? getenv("RG_TEST_LEDGER_BACKEND")
@@ -664,6 +849,7 @@ static Suite *ledger_suite(void)
 		tcase_add_test(tc, test_lmdb_full_map_says_to_raise_map_size);
 		tcase_add_test(tc, test_lmdb_two_handles_in_one_process_share_the_ledger);
 		tcase_add_test(tc, test_lmdb_old_days_are_pruned_on_use);
+		tcase_add_test(tc, test_lmdb_reentry_needs_no_write_lock);
 	}
 	suite_add_tcase(s, tc);
 	return s;
