@@ -255,16 +255,21 @@ static bool principal_ok(const char *principal)
 	       rg_dir_principal_ok(principal);
 }
 
+static void file_id_from(const struct stat *st, struct rg_file_id *id)
+{
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->size = st->st_size;
+	id->mtime = st->st_mtim;
+	id->ctime = st->st_ctim;
+}
+
 static int file_id_of(const char *path, struct rg_file_id *id)
 {
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return -1;
-	id->dev = st.st_dev;
-	id->ino = st.st_ino;
-	id->size = st.st_size;
-	id->mtime = st.st_mtim;
-	id->ctime = st.st_ctim;
+	file_id_from(&st, id);
 	return 0;
 }
 
@@ -297,16 +302,24 @@ static void generation_free(struct rg_generation *g, int flush_ms)
 	free(g);
 }
 
-/* Build everything a config needs; on failure nothing is kept. */
-static struct rg_generation *generation_new(const char *path, char *err, size_t errlen)
+/* Build everything a config needs; on failure nothing is kept.  *id: the
+ * identity of the file version actually parsed (all zero when it could not
+ * be opened), also on failure: what a later stat() is compared with. */
+static struct rg_generation *generation_new(const char *path, struct rg_file_id *id, char *err,
+					    size_t errlen)
 {
+	struct stat st;
 	struct rg_generation *g = calloc(1, sizeof *g);
+	memset(id, 0, sizeof *id);
 	if (!g) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
 	g->refs = 1;
-	if (rg_config_load(path, &g->cfg, err, errlen) != 0)
+	int rc = rg_config_load_stat(path, &g->cfg, &st, err, errlen);
+	if (st.st_ino != 0 || st.st_dev != 0)
+		file_id_from(&st, id);
+	if (rc != 0)
 		goto fail;
 	g->dir_target = rg_dir_target_new(&g->cfg->directory);
 	if (!g->dir_target) {
@@ -425,13 +438,11 @@ static bool ensure_own_process(struct rotagate *h)
 	bool ok = true;
 	if (h->pid != me) {
 		char err[1024] = "";
-		struct rg_generation *fresh = generation_new(h->conf_path, err, sizeof err);
+		struct rg_file_id id;
+		struct rg_generation *fresh = generation_new(h->conf_path, &id, err, sizeof err);
 		if (!fresh) {
 			ok = false;
 		} else {
-			struct rg_file_id id;
-			if (file_id_of(h->conf_path, &id) != 0)
-				memset(&id, 0, sizeof id);
 			pthread_mutex_lock(&h->lock);
 			h->gen = fresh; /* the parent's generation is deliberately leaked */
 			h->applied = id;
@@ -461,7 +472,9 @@ static void maybe_reload(struct rotagate *h)
 		return;
 
 	pthread_mutex_lock(&h->reload_lock);
-	/* another thread may have done it meanwhile */
+	/* another thread may have done it meanwhile: look again, now */
+	if (file_id_of(h->conf_path, &id) != 0)
+		memset(&id, 0, sizeof id);
 	pthread_mutex_lock(&h->lock);
 	unchanged = file_id_eq(&id, &h->applied) || (h->have_rejected && file_id_eq(&id, &h->rejected));
 	pthread_mutex_unlock(&h->lock);
@@ -470,8 +483,10 @@ static void maybe_reload(struct rotagate *h)
 		return;
 	}
 
+	/* from here on, id is the version parsed (the file may be replaced
+	 * while it is read: that newer version is then a change of its own) */
 	char err[1024] = "";
-	struct rg_generation *fresh = generation_new(h->conf_path, err, sizeof err);
+	struct rg_generation *fresh = generation_new(h->conf_path, &id, err, sizeof err);
 	struct rg_generation *old = generation_get(h);
 	if (!fresh) {
 		pthread_mutex_lock(&h->lock);
@@ -527,11 +542,7 @@ RG_EXPORT int rotagate_open(const char *conf_path, struct rotagate **out, char *
 	pthread_mutex_init(&h->reload_lock, NULL);
 	h->dir_state = -1;
 	h->pid = getpid();
-	if (file_id_of(conf_path, &h->applied) != 0) {
-		snprintf(errbuf, errlen, "%s: %s", conf_path, strerror(errno));
-		goto fail_locks;
-	}
-	h->gen = generation_new(conf_path, errbuf, errlen);
+	h->gen = generation_new(conf_path, &h->applied, errbuf, errlen);
 	if (!h->gen)
 		goto fail_locks;
 	audit_config_event(h->gen, "config.loaded", conf_path, NULL);

@@ -1726,11 +1726,19 @@ int rg_config_load_string(const char *name, const char *text, struct rg_config *
 
 int rg_config_load(const char *path, struct rg_config **out, char *err, size_t errlen)
 {
+	return rg_config_load_stat(path, out, NULL, err, errlen);
+}
+
+int rg_config_load_stat(const char *path, struct rg_config **out, struct stat *read_st, char *err,
+			size_t errlen)
+{
 	struct stat st;
 	char *text = NULL;
 	size_t len = 0;
 	int rc = -1;
 
+	if (read_st)
+		memset(read_st, 0, sizeof *read_st);
 	if (!path || !out) {
 		snprintf(err, errlen, "no configuration file given");
 		return -1;
@@ -1745,6 +1753,8 @@ int rg_config_load(const char *path, struct rg_config **out, char *err, size_t e
 		snprintf(err, errlen, "%s: not a regular file", path);
 		goto out;
 	}
+	if (read_st)
+		*read_st = st; /* before reading: a later change always looks new */
 	if ((uintmax_t)st.st_size > RG_CONFIG_MAX_BYTES) {
 		snprintf(err, errlen, "%s: file too large (more than %u bytes)", path,
 			 RG_CONFIG_MAX_BYTES);

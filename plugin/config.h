@@ -121,6 +121,13 @@ struct rg_config {
 /* Parse and validate.  0 on success; -1 with "file:line: message" in err. */
 int rg_config_load(const char *path, struct rg_config **out, char *err, size_t errlen);
 
+/* The same, and *read_st = fstat() of the file opened, taken before it was
+ * read (zeroed when it could not be opened): the identity of exactly the
+ * bytes parsed, whatever replaces the file meanwhile. */
+struct stat;
+int rg_config_load_stat(const char *path, struct rg_config **out, struct stat *read_st, char *err,
+			size_t errlen);
+
 /* pthread_atfork support (api.c): hold / release the parser's lock across
  * fork() so that a child never inherits it locked by a thread it lacks. */
 void rg_config_fork_prepare(void);
