@@ -746,6 +746,17 @@ static enum lookup_result find_person(struct rotagate *h, struct rg_generation *
 	case RG_DIR_UNAVAILABLE:
 		set_dir_state(h, g, 0, err);
 		break;
+	case RG_DIR_AMBIGUOUS:
+		/* an answer, and a bad one: whatever was remembered about this
+		 * name no longer identifies one person, so it must not decide
+		 * later either (offline) */
+		set_dir_state(h, g, 1, NULL);
+		if (generation_is_current(h, g) && !dry) {
+			rg_cache_forget(h->cache, principal);
+			snapshot_forget(g, principal);
+		}
+		explain_add(dec, explain, "directory: %s\n", err);
+		return LK_ERROR;
 	case RG_DIR_ERROR:
 	default:
 		/* the directory answered, but not usably (ambiguous person,

@@ -170,6 +170,19 @@ void rg_cache_put_negative(struct rg_cache *c, const char *principal, int64_t wh
 	pthread_mutex_unlock(&c->lock);
 }
 
+void rg_cache_forget(struct rg_cache *c, const char *principal)
+{
+	char *key;
+
+	if (c == NULL || principal == NULL)
+		return;
+	key = principal_key(principal);
+	pthread_mutex_lock(&c->lock);
+	g_hash_table_remove(c->map, key);
+	pthread_mutex_unlock(&c->lock);
+	g_free(key);
+}
+
 bool rg_cache_is_negative(struct rg_cache *c, const char *principal, int64_t now, int64_t max_age)
 {
 	struct cache_entry *e;
@@ -649,7 +662,7 @@ out:
 /* ---- sync ------------------------------------------------------------- */
 
 int rg_dir_sync(struct rg_dir *d, const char *const *group_dns, size_t ngroups, struct rg_snapshot *snap,
-		size_t *npersons, char *err, size_t errlen)
+		size_t *npersons, rg_sync_skipped_fn skipped, void *data, char *err, size_t errlen)
 {
 	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free); /* key -> principal */
 	GPtrArray *persons = g_ptr_array_new_with_free_func((GDestroyNotify)rg_person_free);
@@ -691,6 +704,11 @@ int rg_dir_sync(struct rg_dir *d, const char *const *group_dns, size_t ngroups, 
 
 		if (st == RG_DIR_NOT_FOUND || st == RG_DIR_BAD_INPUT)
 			continue;
+		if (st == RG_DIR_AMBIGUOUS) {
+			if (skipped != NULL)
+				skipped(val, msg, data);
+			continue;
+		}
 		if (st != RG_DIR_OK) {
 			seterr(err, errlen, "sync: %s: %s", (const char *)val, msg);
 			goto out;

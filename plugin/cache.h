@@ -58,6 +58,9 @@ void rg_cache_put_negative(struct rg_cache *c, const char *principal, int64_t wh
 /* Is there a negative entry younger than max_age? */
 bool rg_cache_is_negative(struct rg_cache *c, const char *principal, int64_t now, int64_t max_age);
 
+/* Drop whatever is remembered for `principal` (positive or negative). */
+void rg_cache_forget(struct rg_cache *c, const char *principal);
+
 void rg_cache_clear(struct rg_cache *c);
 
 /* ---- persistent snapshot ---------------------------------------------- */
@@ -111,10 +114,14 @@ int rg_snapshot_foreach(struct rg_snapshot *s, rg_snapshot_visit_fn visit, void 
  * (rg_dir_group_members: nesting per config), look each person up
  * (rg_dir_lookup: their groups), then replace the snapshot atomically.
  * A group that does not exist counts as empty; a member that vanished in
- * between is skipped; any other failure (directory unavailable, error)
- * aborts the sync and leaves the snapshot as it was.
+ * between is skipped; a member whose name matches more than one entry is
+ * left out of the snapshot (so nobody decides from it: such a name stays
+ * unknown until the directory is fixed) and reported through skipped()
+ * (may be NULL), one call per name; any other failure (directory
+ * unavailable, error) aborts the sync and leaves the snapshot as it was.
  * 0 with *npersons (may be NULL) set, or -1 with a message. */
+typedef void (*rg_sync_skipped_fn)(const char *principal, const char *why, void *data);
 int rg_dir_sync(struct rg_dir *d, const char *const *group_dns, size_t ngroups, struct rg_snapshot *snap,
-		size_t *npersons, char *err, size_t errlen);
+		size_t *npersons, rg_sync_skipped_fn skipped, void *data, char *err, size_t errlen);
 
 #endif

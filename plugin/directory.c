@@ -160,6 +160,7 @@ const char *rg_dir_status_name(enum rg_dir_status st)
 	case RG_DIR_UNAVAILABLE: return "unavailable";
 	case RG_DIR_BAD_INPUT: return "bad-input";
 	case RG_DIR_ERROR: return "error";
+	case RG_DIR_AMBIGUOUS: return "ambiguous";
 	}
 	return "unknown";
 }
@@ -1349,7 +1350,7 @@ static enum rg_dir_status op_lookup(struct rg_dir *d, void *vctx, int *ldrc, cha
 	rc = search(d, cfg->base, LDAP_SCOPE_SUBTREE, filter, attrs, 2, &res, err, len);
 	if (rc == LDAP_SIZELIMIT_EXCEEDED) {
 		seterr(err, len, "more than one entry matches %s; refusing to pick one", filter);
-		st = RG_DIR_ERROR;
+		st = RG_DIR_AMBIGUOUS;
 		goto out;
 	}
 	if (rc != LDAP_SUCCESS) {
@@ -1364,7 +1365,7 @@ static enum rg_dir_status op_lookup(struct rg_dir *d, void *vctx, int *ldrc, cha
 	}
 	if (n != 1) {
 		seterr(err, len, "more than one entry (%d) matches %s; refusing to pick one", n, filter);
-		st = RG_DIR_ERROR;
+		st = RG_DIR_AMBIGUOUS;
 		goto out;
 	}
 	e = ldap_first_entry(d->ld, res);

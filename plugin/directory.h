@@ -48,7 +48,7 @@
  *   badge-attribute is set, with "(&(objectClass=*)(ATTR=%u))" (user-filter is
  *   then not used); %u is the escaped principal.  Exactly one entry must
  *   match: none is RG_DIR_NOT_FOUND (only on a successful, complete search),
- *   more than one is RG_DIR_ERROR (never pick one).  The person's uid is read
+ *   more than one is RG_DIR_AMBIGUOUS (never pick one).  The person's uid is read
  *   from the entry's `uid` (in badge mode it must exist).
  *   Searches ("round trips") per lookup:
  *     member        2: person; groups (member=DN)
@@ -87,9 +87,10 @@ enum rg_dir_status {
 	RG_DIR_UNAVAILABLE,  /* no server answered usefully within the timeouts */
 	RG_DIR_BAD_INPUT,    /* principal refused before reaching LDAP */
 	RG_DIR_ERROR,        /* configuration / protocol error */
+	RG_DIR_AMBIGUOUS,    /* the name matches more than one entry: never pick one */
 };
 
-/* "ok", "not-found", "unavailable", "bad-input", "error" */
+/* "ok", "not-found", "unavailable", "bad-input", "error", "ambiguous" */
 const char *rg_dir_status_name(enum rg_dir_status st);
 
 /* A person as the directory knows them.  All strings are owned by the struct

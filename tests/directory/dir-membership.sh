@@ -105,7 +105,7 @@ check "badge: a uid is not a badge" match "^not-found "
 dt lookup 9999
 check "badge: unknown badge is not-found" match "^not-found "
 dt lookup 2001
-check "badge: a badge on two entries is an error, never a pick" match "^error .*more than one"
+check "badge: a badge on two entries is ambiguous, never a pick" match "^ambiguous .*more than one"
 dt members cn=facilities,$G
 check "badge: group members are badge numbers" match "^ok n=1 1003$"
 dt lookup '1*'
@@ -114,7 +114,7 @@ check "badge: wildcard escaped" match "^not-found "
 # ---- ambiguous uid
 with RGT_MEMBERSHIP=member
 dt lookup twin
-check "two entries for one uid: error, never a pick" match "^error .*more than one"
+check "two entries for one uid: ambiguous, never a pick" match "^ambiguous .*more than one"
 
 dt_stop
 finish

@@ -179,7 +179,7 @@ static void do_sync(struct rg_dir *d, char *args)
 		return;
 	for (char *save = NULL, *t = strtok_r(args, " ", &save); t && n < 64; t = strtok_r(NULL, " ", &save))
 		groups[n++] = t;
-	if (rg_dir_sync(d, groups, n, s, &np, err, sizeof(err)) != 0)
+	if (rg_dir_sync(d, groups, n, s, &np, NULL, NULL, err, sizeof(err)) != 0)
 		printf("fail %s\n", err);
 	else
 		printf("ok n=%zu\n", np);
