@@ -1147,6 +1147,15 @@ void rg_audit_free_wait(struct rg_audit *a, int flush_ms)
 		return;
 	if (a->ctx && flush_ms > 0 && rg_audit_spool_look(a))
 		rg_audit_flush(a, flush_ms);
+	if (a->ctx && a->lost > 0) {
+		/* the count of lost records dies with the sink: one last try to
+		 * put the audit.lost report somewhere (target, else spool), so
+		 * short-lived processes (rotagatectl) and replaced generations
+		 * report it too */
+		pthread_mutex_lock(&a->mu);
+		rg_audit_report_lost(a, !rg_audit_spool_look(a));
+		pthread_mutex_unlock(&a->mu);
+	}
 	rg_audit_disconnect(a);
 	rg_audit_spool_close(a);
 	if (a->ctx)
