@@ -813,10 +813,19 @@ static int audit_decision(struct rg_generation *g, const struct rotagate_request
 	snprintf(deg, sizeof deg, "%d", dec->degraded);
 	snprintf(age, sizeof age, "%lld", (long long)dec->data_age);
 	snprintf(lat, sizeof lat, "%lld", (long long)dec->latency_us);
-	struct tm tm;
-	time_t t = (time_t)when;
-	if (gmtime_r(&t, &tm))
-		strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* UTC by arithmetic, not gmtime_r(): glibc takes its time-zone lock
+	 * there, which a fork() from another thread could leave locked */
+	int64_t secs = when % 86400, days = when / 86400;
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	char date[16];
+	rg_cal_format_date(days >= INT32_MIN && days <= INT32_MAX ? (int32_t)days : INT32_MIN, date,
+			   sizeof date);
+	if (days >= INT32_MIN && days <= INT32_MAX && date[0] != '(')
+		snprintf(at, sizeof at, "%sT%02d:%02d:%02dZ", date, (int)(secs / 3600),
+			 (int)(secs / 60 % 60), (int)(secs % 60));
 	else
 		snprintf(at, sizeof at, "@%lld", (long long)when);
 

@@ -36,15 +36,22 @@ static atomic_int wrong, decided, rewrites;
 
 static bool decide_ok(const char *user)
 {
-	struct rotagate_request req = { .principal = user, .door = "main-entrance", .when = when };
+	struct rotagate_request req = { .principal = user, .door = "main-entrance", .when = when,
+					.flags = ROTAGATE_EXPLAIN };
 	struct rotagate_decision dec;
+	bool ok;
 
 	rotagate_decide(handle, &req, &dec);
 	if (strcmp(user, "alice") == 0)
-		return dec.verdict == ROTAGATE_GRANT;
-	if (strcmp(user, "dave") == 0)
-		return dec.verdict == ROTAGATE_DENY && dec.reason == ROTAGATE_R_DENY_GROUP;
-	return dec.verdict == ROTAGATE_DENY && dec.reason == ROTAGATE_R_UNKNOWN_PERSON;
+		ok = dec.verdict == ROTAGATE_GRANT;
+	else if (strcmp(user, "dave") == 0)
+		ok = dec.verdict == ROTAGATE_DENY && dec.reason == ROTAGATE_R_DENY_GROUP;
+	else
+		ok = dec.verdict == ROTAGATE_DENY && dec.reason == ROTAGATE_R_UNKNOWN_PERSON;
+	if (!ok)
+		fprintf(stderr, "%d: %s got %s %s\n%s", (int)getpid(), user,
+			rotagate_verdict_name(dec.verdict), rotagate_reason_name(dec.reason), dec.explain);
+	return ok;
 }
 
 static void *decider(void *arg)

@@ -4,6 +4,13 @@
 # decision (no lock inherited from a thread the child does not have), and
 # the parent's threads must answer right throughout.
 set -e
+if [ "${RG_SANITIZED:-no}" = yes ]; then
+	# GCC 12's libasan allocator is not fork-safe: a child forked while
+	# another thread is inside malloc can hang in the allocator itself,
+	# whatever rotagate does.  The plain build runs this test.
+	echo "SKIP: fork with threads running is not reliable under ASan (libasan allocator)"
+	exit 77
+fi
 . "$top_srcdir/tests/fixtures/lib.sh"
 rg_test_init atfork
 
