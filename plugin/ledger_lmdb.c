@@ -588,6 +588,16 @@ static int lookup(struct env_entry *e, MDB_txn *txn, const MDB_val *akey, const 
 	return 0;
 }
 
+/* A process killed inside a read transaction leaves its reader slot behind,
+ * and the pages its snapshot could see are never reused: the map fills up
+ * although the data is small.  On MDB_MAP_FULL, clear such slots; true when
+ * there were any (then the write is worth one more try). */
+static bool stale_readers_cleared(struct env_entry *e)
+{
+	int dead = 0;
+	return mdb_reader_check(e->env, &dead) == 0 && dead > 0;
+}
+
 static enum rg_ledger_result lmdb_reserve(struct rg_ledger *base, const struct rg_reservation *r,
 					  unsigned *occupancy, char *err, size_t errlen)
 {
@@ -635,6 +645,8 @@ static enum rg_ledger_result lmdb_reserve(struct rg_ledger *base, const struct r
 		return RG_LEDGER_WOULD_ADMIT;
 
 	/* the write transaction checks again: another writer may have won */
+	bool retried = false;
+again:
 	rc = txn_begin(e, 0, &txn);
 	if (rc) {
 		mdb_err(e, rc, "begin write", err, errlen);
@@ -662,6 +674,10 @@ static enum rg_ledger_result lmdb_reserve(struct rg_ledger *base, const struct r
 	if (rc)
 		goto fail;
 	rc = txn_commit(e, txn);
+	if (rc == MDB_MAP_FULL && !retried && stale_readers_cleared(e)) {
+		retried = true;
+		goto again;
+	}
 	if (rc) {
 		*occupancy = c.count - 1;
 		mdb_err(e, rc, "commit", err, errlen);
@@ -672,6 +688,10 @@ static enum rg_ledger_result lmdb_reserve(struct rg_ledger *base, const struct r
 	return RG_LEDGER_ADMITTED;
 fail:
 	txn_abort(e, txn);
+	if (rc == MDB_MAP_FULL && !retried && stale_readers_cleared(e)) {
+		retried = true;
+		goto again;
+	}
 	mdb_err(e, rc, "write", err, errlen);
 	return RG_LEDGER_FAILED;
 }
