@@ -1,22 +1,15 @@
 /*
  * audit.h - audit records: built with libevtlog evt_format(), delivered by
- * rotagate's own sender (never libevtlog's or libc's syslog calls, which
- * would take over the host's syslog identity).
+ * rotagate's own sender (never evt_log()/openlog(), which would take over the
+ * host's syslog identity).
  *
  * A record is "EVENT; key='value', key='value', ..." (evt_format's layout),
  * framed for the target (RFC 3164 to /dev/log or unix:/path, RFC 6587
  * octet-counting over tcp:), or RFC 5424 with the fields as structured data.
  * Every record carries event, seq (per process, increasing) and pid.
  *
- * Thread-safety: rg_audit_emit() may be called from any thread; it formats
- * the record and makes at most one non-blocking send attempt under the
- * sink's mutex, and never waits for the target.  What the target does not
- * take at once goes to the spool; a delivery thread of the sink's own
- * (started the first time it is needed, joined by rg_audit_free_wait)
- * replays it in order, reconnects, and sends again what a receiver that went
- * away may not have read (at-least-once: (host, pid, seq) is a record's
- * key).  A fork()ed child never uses its parent's sink: emit, flush and free
- * do nothing there (the child builds its own).  No output to stdout/stderr.
+ * Thread-safety: rg_audit_emit() may be called from any thread; formatting
+ * and sending happen under the sink's mutex.  No output to stdout/stderr.
  */
 #ifndef RG_AUDIT_H
 #define RG_AUDIT_H
@@ -51,31 +44,23 @@ struct rg_audit *rg_audit_new(const struct rg_audit_cfg *cfg, char *err, size_t 
 void rg_audit_free(struct rg_audit *a);
 
 /* Free, first trying for at most flush_ms to deliver what the spool holds
- * and to see the records sent read by the receiver (rg_audit_free waits up
- * to 1 s); stops and joins the delivery thread.  0: no wait; the spool is
- * persistent and the next sink on the same spool replays it.  Records still
- * in memory go back to the spool when the receiver is away (or they were
- * not sent whole). */
+ * (rg_audit_free waits up to 1 s).  0: no wait; the spool is persistent and
+ * the next sink on the same spool replays it. */
 void rg_audit_free_wait(struct rg_audit *a, int flush_ms);
 
 /* Build and deliver one record.  `severity` is a syslog level (LOG_INFO ...).
- * The sink adds seq and pid.  Returns 0 when delivered (written to the socket,
- * or begun: the delivery thread finishes the frame), 1 when spooled (without
- * a spool: kept in memory while the target is up but busy), -1 when lost. */
+ * The sink adds seq and pid.  Returns 0 when delivered, 1 when spooled, -1 when lost. */
 int rg_audit_emit(struct rg_audit *a, int severity, const char *event, const struct rg_kv *fields,
 		  size_t nfields);
 
-/* Deliver what waits (the spool, records to be sent again, an audit.lost
- * report) for up to timeout_ms, on the caller's thread (close, tests,
- * tools).  Returns 0 when nothing waits any more, 1 when records still wait,
- * -1 on error. */
+/* Replay spooled records for up to timeout_ms (close, tests, tools).
+ * Returns 0 when the spool is empty, 1 when records still wait, -1 on error. */
 int rg_audit_flush(struct rg_audit *a, int timeout_ms);
 
 /* Change the spool cap (tests); default RG_AUDIT_SPOOL_MAX_DEFAULT. */
 void rg_audit_set_spool_limit(struct rg_audit *a, size_t bytes);
 
-/* Why the last record that was not delivered at once was spooled or lost
- * ("" if none), e.g. "audit: spool ... is full". */
+/* The last delivery/spool problem as text ("" if none), e.g. why a record was lost. */
 void rg_audit_last_error(struct rg_audit *a, char *buf, size_t len);
 
 /* Make `in` safe as a record value: control bytes, quotes, backslashes and
