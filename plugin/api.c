@@ -759,8 +759,8 @@ static enum lookup_result find_person(struct rotagate *h, struct rg_generation *
 		return LK_ERROR;
 	case RG_DIR_ERROR:
 	default:
-		/* the directory answered, but not usably (ambiguous person,
-		 * incomplete answer, refused bind): not an outage, so no
+		/* the directory answered, but not usably (incomplete answer,
+		 * refused bind): not an outage, so no
 		 * offline data may decide in its place */
 		explain_add(dec, explain, "directory: error: %s\n", err);
 		return LK_ERROR;
@@ -813,19 +813,11 @@ static int audit_decision(struct rg_generation *g, const struct rotagate_request
 	snprintf(deg, sizeof deg, "%d", dec->degraded);
 	snprintf(age, sizeof age, "%lld", (long long)dec->data_age);
 	snprintf(lat, sizeof lat, "%lld", (long long)dec->latency_us);
-	/* UTC by arithmetic, not gmtime_r(): glibc takes its time-zone lock
-	 * there, which a fork() from another thread could leave locked */
-	int64_t secs = when % 86400, days = when / 86400;
-	if (secs < 0) {
-		secs += 86400;
-		days--;
-	}
-	char date[16];
-	rg_cal_format_date(days >= INT32_MIN && days <= INT32_MAX ? (int32_t)days : INT32_MIN, date,
-			   sizeof date);
-	if (days >= INT32_MIN && days <= INT32_MAX && date[0] != '(')
-		snprintf(at, sizeof at, "%sT%02d:%02d:%02dZ", date, (int)(secs / 3600),
-			 (int)(secs / 60 % 60), (int)(secs % 60));
+	struct tm tm;
+	rg_cal_utc_tm(when, &tm); /* not gmtime_r(): fork safety */
+	if (when >= -62135596800LL && when <= 253402300799LL) /* years 0001..9999 */
+		snprintf(at, sizeof at, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	else
 		snprintf(at, sizeof at, "@%lld", (long long)when);
 

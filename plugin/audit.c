@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include "audit.h"
+#include "calendar.h"
 #include "fsutil.h"
 
 #include <errno.h>
@@ -266,36 +267,9 @@ static void rg_audit_buf_sdvalue(struct rg_audit_buf *b, const char *v)
 	}
 }
 
-/* The calendar date and time of `t` seconds after the epoch, UTC, by
- * arithmetic (days to civil date, H. Hinnant's algorithm): no lock.
- * gmtime_r() and localtime_r() take glibc's time-zone lock, and a fork()ed
- * child that inherits it held (another thread was inside them at that
- * moment) would hang in its first record. */
-static void rg_audit_civil(int64_t t, struct tm *tm)
-{
-	int64_t days = t / 86400, secs = t % 86400;
-	if (secs < 0) {
-		secs += 86400;
-		days--;
-	}
-	tm->tm_hour = (int)(secs / 3600);
-	tm->tm_min = (int)(secs / 60 % 60);
-	tm->tm_sec = (int)(secs % 60);
-	days += 719468; /* from 0000-03-01 */
-	int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-	int64_t doe = days - era * 146097;                                   /* [0, 146096] */
-	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
-	int64_t mp = (5 * doy + 2) / 153;                                    /* March = 0 */
-	int64_t m = mp < 10 ? mp + 3 : mp - 9;
-	tm->tm_mday = (int)(doy - (153 * mp + 2) / 5 + 1);
-	tm->tm_mon = (int)(m - 1);
-	tm->tm_year = (int)(yoe + era * 400 + (m <= 2) - 1900);
-}
-
 /* The local time's offset from UTC at `t`: localtime_r() once per quarter
  * of an hour for the whole process (time-zone changes happen on such
- * boundaries), not per record; see rg_audit_civil. */
+ * boundaries), not per record; see rg_cal_utc_tm(). */
 static long rg_audit_utcoff(time_t t)
 {
 	static _Atomic uint64_t cache; /* quarter-hour index << 32 | (offset + 2^31) */
@@ -315,7 +289,7 @@ static void rg_audit_header_3164(struct rg_audit *a, struct rg_audit_buf *b, int
 	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 	struct tm tm;
-	rg_audit_civil((int64_t)now->tv_sec + rg_audit_utcoff(now->tv_sec), &tm);
+	rg_cal_utc_tm((int64_t)now->tv_sec + rg_audit_utcoff(now->tv_sec), &tm);
 	rg_audit_buf_printf(b, "<%d>%s %2d %02d:%02d:%02d ", pri, months[tm.tm_mon % 12], tm.tm_mday,
 			    tm.tm_hour, tm.tm_min, tm.tm_sec);
 	/* like glibc's syslog(): no HOSTNAME to a local socket; the network gets one */
@@ -329,7 +303,7 @@ static void rg_audit_header_5424(struct rg_audit *a, struct rg_audit_buf *b, int
 				 const struct rg_audit_field *f, size_t nf)
 {
 	struct tm tm;
-	rg_audit_civil((int64_t)now->tv_sec, &tm);
+	rg_cal_utc_tm((int64_t)now->tv_sec, &tm);
 	rg_audit_buf_printf(b, "<%d>1 %04d-%02d-%02dT%02d:%02d:%02d.%06ldZ %s %s %ld %s [%s", pri,
 			    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 			    tm.tm_sec, (long)(now->tv_nsec / 1000), a->hostname, a->ident, (long)pid,

@@ -75,29 +75,30 @@ void rg_cal_fork_release(void)
 static GTimeZone *zone_new(const char *tz)
 {
 	const char *env = tz ? NULL : getenv("TZ");
-	char *key;
+	char buf[128], *key = buf;
 	GTimeZone *z;
 
 	if (tz && !*tz)
 		return NULL;
-	key = tz ? g_strconcat("id:", tz, NULL) : g_strconcat("local:", env ? env : "", NULL);
+	/* on the decision path: no allocation for the usual short names */
+	if ((size_t)snprintf(buf, sizeof buf, "%s:%s", tz ? "id" : "local",
+			     tz ? tz : env ? env : "") >= sizeof buf)
+		key = g_strconcat(tz ? "id:" : "local:", tz ? tz : env ? env : "", NULL);
 	pthread_mutex_lock(&zones_lock);
 	if (!zones)
 		zones = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					      (GDestroyNotify)g_time_zone_unref);
 	z = g_hash_table_lookup(zones, key);
-	if (z) {
-		g_free(key);
-	} else {
+	if (!z) {
 		z = tz ? g_time_zone_new_identifier(tz) : g_time_zone_new_local();
 		if (z)
-			g_hash_table_insert(zones, key, z);
-		else
-			g_free(key);
+			g_hash_table_insert(zones, g_strdup(key), z);
 	}
 	if (z)
 		g_time_zone_ref(z);
 	pthread_mutex_unlock(&zones_lock);
+	if (key != buf)
+		g_free(key);
 	return z;
 }
 
@@ -124,6 +125,29 @@ static bool ymd_to_day(int year, int month, int mday, int32_t *day)
 	g_date_set_dmy(&d, (GDateDay)mday, (GDateMonth)month, (GDateYear)year);
 	*day = (int32_t)((int64_t)g_date_get_julian(&d) - RG_JULIAN_EPOCH);
 	return true;
+}
+
+/* Days to civil date: H. Hinnant's algorithm. */
+void rg_cal_utc_tm(int64_t t, struct tm *tm)
+{
+	int64_t days = t / 86400, secs = t % 86400;
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	tm->tm_hour = (int)(secs / 3600);
+	tm->tm_min = (int)(secs / 60 % 60);
+	tm->tm_sec = (int)(secs % 60);
+	days += 719468; /* from 0000-03-01 */
+	int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+	int64_t doe = days - era * 146097;                                   /* [0, 146096] */
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+	int64_t mp = (5 * doy + 2) / 153;                                    /* March = 0 */
+	int64_t m = mp < 10 ? mp + 3 : mp - 9;
+	tm->tm_mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+	tm->tm_mon = (int)(m - 1);
+	tm->tm_year = (int)(yoe + era * 400 + (m <= 2) - 1900);
 }
 
 bool rg_cal_tz_valid(const char *tz)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 struct rg_localtime {
 	int32_t day;          /* day number of the local date */
@@ -27,6 +28,12 @@ struct rg_localtime {
  * across fork(), so that no thread is inside GLib's zone creation then. */
 void rg_cal_fork_prepare(void);
 void rg_cal_fork_release(void);
+
+/* Unix time `t` broken down in UTC (tm_year, tm_mon, tm_mday, tm_hour,
+ * tm_min, tm_sec; other fields untouched) by arithmetic: no lock, unlike
+ * gmtime_r(), whose glibc time-zone lock a fork() from another thread can
+ * leave held in the child.  Any int64 time whose year fits an int. */
+void rg_cal_utc_tm(int64_t t, struct tm *tm);
 
 /* Is `tz` (IANA name, e.g. "Europe/London") known?  NULL = local: true.
  * An empty name is not a zone. */

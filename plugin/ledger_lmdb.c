@@ -646,7 +646,9 @@ static enum rg_ledger_result lmdb_reserve(struct rg_ledger *base, const struct r
 
 	/* the write transaction checks again: another writer may have won */
 	bool retried = false;
+	const char *what;
 again:
+	what = "write";
 	rc = txn_begin(e, 0, &txn);
 	if (rc) {
 		mdb_err(e, rc, "begin write", err, errlen);
@@ -673,26 +675,23 @@ again:
 	rc = mdb_put(txn, e->cnt, &dkey, &cval, 0);
 	if (rc)
 		goto fail;
-	rc = txn_commit(e, txn);
-	if (rc == MDB_MAP_FULL && !retried && stale_readers_cleared(e)) {
-		retried = true;
-		goto again;
+	rc = txn_commit(e, txn); /* frees txn either way */
+	if (rc == 0) {
+		*occupancy = c.count;
+		auto_prune(l, r->day);
+		return RG_LEDGER_ADMITTED;
 	}
-	if (rc) {
-		*occupancy = c.count - 1;
-		mdb_err(e, rc, "commit", err, errlen);
-		return RG_LEDGER_FAILED;
-	}
-	*occupancy = c.count;
-	auto_prune(l, r->day);
-	return RG_LEDGER_ADMITTED;
+	*occupancy = c.count - 1;
+	what = "commit";
+	goto failed;
 fail:
 	txn_abort(e, txn);
+failed:
 	if (rc == MDB_MAP_FULL && !retried && stale_readers_cleared(e)) {
 		retried = true;
 		goto again;
 	}
-	mdb_err(e, rc, "write", err, errlen);
+	mdb_err(e, rc, what, err, errlen);
 	return RG_LEDGER_FAILED;
 }
 

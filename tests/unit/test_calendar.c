@@ -447,6 +447,28 @@ END_TEST
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* rg_cal_utc_tm (lock-free) agrees with GDateTime, every 61 hours and 13
+ * seconds from 1600 to 2400, and on both sides of the epoch. */
+START_TEST(test_utc_tm_agrees_with_gdatetime)
+{
+	for (int64_t t = -11676096000LL; t < 13569465600LL; t += 61 * 3600 + 13) {
+		struct tm tm;
+		GDateTime *d = g_date_time_new_from_unix_utc(t);
+		rg_cal_utc_tm(t, &tm);
+		ck_assert_ptr_nonnull(d);
+		ck_assert_msg(tm.tm_year + 1900 == g_date_time_get_year(d) &&
+				      tm.tm_mon + 1 == g_date_time_get_month(d) &&
+				      tm.tm_mday == g_date_time_get_day_of_month(d) &&
+				      tm.tm_hour == g_date_time_get_hour(d) &&
+				      tm.tm_min == g_date_time_get_minute(d) &&
+				      tm.tm_sec == g_date_time_get_second(d),
+			      "t=%lld: %04d-%02d-%02d %02d:%02d:%02d", (long long)t, tm.tm_year + 1900,
+			      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		g_date_time_unref(d);
+	}
+}
+END_TEST
+
 static Suite *calendar_suite(void)
 {
 	Suite *s = suite_create("calendar");
@@ -465,6 +487,7 @@ static Suite *calendar_suite(void)
 	tc = tcase_create("cross-check");
 	tcase_set_timeout(tc, 60); /* 37,000 days, also under ASan on a busy machine */
 	tcase_add_test(tc, test_iso_weeks_agree_with_gdatetime_1960_to_2060);
+	tcase_add_test(tc, test_utc_tm_agrees_with_gdatetime);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("zones");
