@@ -19,42 +19,7 @@ set -e
 rg_test_init report
 
 CONF="$RG_T/report.conf"
-cat > "$CONF" <<CONF
-directory {
-  uri = "$RG_LDAP_URI"
-  base = "dc=example,dc=org"
-  user-filter = "(&(objectClass=inetOrgPerson)(uid=%u))"
-  membership = member
-  timeout = 2
-  tls = none
-}
-ledger {
-  backend = lmdb
-  path = "$RG_T/ledger"
-  retain-days = 3650
-}
-audit {
-  target = "unix:$RG_SYSLOG_SOCKET"
-  facility = authpriv
-  ident = "rotagate"
-  spool = "$RG_T/spool"
-}
-site "hq" {
-  timezone = "Europe/London"
-  capacity = 400
-  weekly-target = 50
-  doors = { "main-entrance", "side-gate" }
-  rota "team-a" {
-    group = "cn=rota-team-a,ou=groups,dc=example,dc=org"
-    days = { mon, wed, fri }
-  }
-  rota "team-b" {
-    group = "cn=rota-team-b,ou=groups,dc=example,dc=org"
-    days = { tue, thu }
-  }
-  exempt "estates" { group = "cn=facilities,ou=groups,dc=example,dc=org" }
-  deny "isolating" { group = "cn=self-isolating,ou=groups,dc=example,dc=org" }
-}
+RG_RETAIN_DAYS=3650 RG_WEEKLY_TARGET=50 rg_write_config "$CONF" <<CONF
 site "annex" {
   timezone = "America/New_York"
   capacity = 20
