@@ -3,15 +3,51 @@
  * own non-blocking sender for delivery, a flock()ed spool for what could not
  * be delivered.
  *
- * Never the libevtlog or libc logging calls (evt_log, evt_openlog, openlog,
- * syslog): they take over the host process's syslog identity, and
- * libevtlog's crashes the host after dlclose.
+ * Never libevtlog's own logging calls nor libc's syslog(3) family: they take
+ * over the host process's syslog identity, and libevtlog's crash the host
+ * after dlclose.
  *
- * Ordering: a sink's mutex serialises formatting (the EVTCONTEXT is not
- * thread-safe), seq assignment and sending, so one process's records leave
- * in seq order.  While the spool holds records, new records are appended
- * behind them; each emit replays a slice of the spool within a small time
- * budget, so a decision is never held up for long.
+ * No thread of our own (ARCHITECTURE.md: none is started inside the host):
+ * delivery runs on the callers' threads, in steps that never wait.
+ *
+ * One mutex per sink (a->mu) covers formatting (the EVTCONTEXT is not
+ * thread-safe), seq, the socket, the records in memory and this process's
+ * use of the spool file.  Under it, every step is non-blocking and bounded:
+ * a non-blocking sendmsg(), a pwrite() to the spool, a replay slice of at
+ * most RG_AUDIT_SLICE_US.  So a decision waits at most for one other
+ * caller's step, never for the target.
+ *
+ * Order.  What is to be delivered is, oldest first:
+ *   q        records written to the socket (in full or begun) and not yet
+ *            known read by the receiver, and records to be sent again on
+ *            the next connection because the receiver went away;
+ *   spool    records that could not be sent when they were made (and
+ *            other processes' on the same spool), appended at the end and
+ *            replayed from the head;
+ *   backlog  records made since, not yet written nor spooled.
+ * A new record joins the backlog; rg_audit_pump() then moves things
+ * forward: q first, then a slice of the spool, then the backlog, and what
+ * of the backlog is still there goes to the end of the spool (so that it
+ * survives the process).  Everything of one process leaves in seq order.
+ *
+ * At-least-once.  A record written to the socket stays in q until the
+ * receiver is known to have read it: SIOCOUTQ says how many bytes of what
+ * this socket sent are still queued (unix: in the receiver's receive
+ * queue, counted at least as large as their payload; tcp: not yet
+ * acknowledged), so every record older than the newest ones whose sizes add
+ * up to more than that has been read.  A sample counts only when the
+ * receiver is known to be there after it (a write that succeeds, no
+ * hang-up on a stream, the same datagram socket still bound to the path):
+ * a receiver that closes throws its queue away, which looks the same as
+ * reading it.  A record read is kept RG_AUDIT_GRACE_MS longer (the receiver
+ * may have read it and not yet written it out).  When the receiver is found
+ * gone, q is sent again first on the next connection.  So a receiver that
+ * stops loses nothing, and what it had already written out in its last
+ * moments arrives twice, byte for byte the same: (host, pid, seq) is the
+ * key, and conf/syslog-ng/rotagate.conf drops such copies.
+ *
+ * Time stamps are computed without gmtime_r()/localtime_r() per record
+ * (glibc's time-zone lock; see rg_cal_utc_tm).
  */
 #define _GNU_SOURCE
 #include "audit.h"
@@ -22,6 +58,7 @@
 #include <evtlog.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -32,19 +69,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #define RG_AUDIT_DEVLOG "/dev/log"
-#define RG_AUDIT_SEND_WAIT_MS 2       /* wait for room in the socket, per record */
-#define RG_AUDIT_PARTIAL_WAIT_MS 200  /* finish a stream frame already started */
-#define RG_AUDIT_CONNECT_WAIT_MS 2    /* a tcp connect may continue in the background */
-#define RG_AUDIT_REPLAY_BUDGET_MS 5   /* spool replay per emit */
-#define RG_AUDIT_SPOOL_LOCK_WAIT_MS 20
+#define RG_AUDIT_BACKOFF_MIN_MS 1     /* reconnect: first retry, doubling ... */
+#define RG_AUDIT_BACKOFF_MAX_MS 100   /* ... up to this */
+#define RG_AUDIT_GRACE_MS 100         /* a record read is kept until the receiver outlived it by this */
+#define RG_AUDIT_SLICE_US 500         /* one caller's delivery step, at most */
+#define RG_AUDIT_SLICE_RECORDS 128    /* ... and at most this many records replayed */
+#define RG_AUDIT_QUEUE_MAX (16u * 1024 * 1024) /* q: records read, kept for the grace period */
+#define RG_AUDIT_NOSPOOL_MAX (1024u * 1024)    /* backlog kept in memory (no spool, or locked) */
+#define RG_AUDIT_SPOOL_LOCK_TRIES 10  /* flock(LOCK_NB) tries, 100 us apart */
 #define RG_AUDIT_SPOOL_RECHECK_MS 100 /* look at a spool believed empty at most this often */
 #define RG_AUDIT_SPOOL_NAME "audit.spool"
 #define RG_AUDIT_SPOOL_MAGIC "RGSPOOL1"
@@ -55,8 +97,30 @@
 
 enum rg_audit_kind { RG_AUDIT_T_UNIX, RG_AUDIT_T_TCP };
 
+/* A record in memory.  In q (oldest first): [read, kept for the grace
+ * period] [q_unread: written, not known read] [q_next: the frame begun, or
+ * the first to be sent again] [to be sent again].  In the backlog: not
+ * written yet (flen 0). */
+struct rg_audit_rec {
+	struct rg_audit_rec *next;
+	char *msg;          /* without framing */
+	size_t mlen;
+	uint64_t seq;       /* this process's; 0 for a record replayed from the spool */
+	uint64_t qid;       /* place in q, increasing */
+	size_t flen;        /* its frame on the current connection; 0: not begun */
+	size_t off;         /* bytes of the frame written */
+	size_t grew;        /* how much the socket's queue grew with its writes */
+	size_t acct;        /* what it takes in the queue, at least: max(off, grew) */
+	int64_t read_ms;    /* found read by the receiver (0: not known) */
+	char pre[24];       /* tcp: "LEN " */
+	unsigned char plen;
+	bool nl;            /* unix stream: newline framing */
+	uint64_t r_count, r_first, r_last; /* audit.lost: what it reports */
+};
+
 struct rg_audit {
 	pthread_mutex_t mu;
+	pid_t pid;          /* the process that made the sink: a fork()ed child never uses it */
 	enum rg_audit_kind kind;
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char *host, *port;
@@ -64,16 +128,41 @@ struct rg_audit {
 	int fd;
 	int stype;          /* SOCK_DGRAM or SOCK_STREAM once connected */
 	bool connecting;    /* tcp connect in progress */
+	bool broken;        /* the receiver went away: reconnect, send q again */
+	bool conn_wrote;    /* a write succeeded on this connection */
+	bool no_outq;       /* SIOCOUTQ unsupported: a record written counts as read */
+	int64_t retry_ms;   /* no connect before this (tcp) */
+	int64_t alive_ms;   /* the receiver was last known there */
+	int backoff_ms;
+	uint64_t conn_gen;  /* connections made */
+	dev_t peer_dev;     /* unix: the socket file connected to */
+	ino_t peer_ino;
 	enum rg_audit_format format;
 	int facility;
 	char ident[RG_AUDIT_IDENT_MAX + 1];
 	char hostname[256];
 	EVTCONTEXT *ctx;
+	/* q (see above) */
+	struct rg_audit_rec *q_head, *q_tail;
+	struct rg_audit_rec *q_unread; /* first one not known read */
+	struct rg_audit_rec *q_next;   /* first one not completely written */
+	size_t q_bytes;
+	uint64_t q_wsum;    /* acct of q_unread .. q_next (included) */
+	uint64_t q_qid;
+	/* the backlog */
+	struct rg_audit_rec *b_head, *b_tail;
+	size_t b_bytes;
+	/* the record rg_audit_emit() is placing, and what became of it:
+	 * 0 written, 1 spooled or waiting in memory, -1 lost */
+	struct rg_audit_rec *cur;
+	int cur_rc;
+	/* the spool */
 	char *spool_dir, *spool_path;
 	size_t spool_max;
 	int spool_fd;
 	dev_t spool_dev;
 	ino_t spool_ino;
+	char *rbuf;         /* replay buffer */
 	/* "The spool may hold records": set when this sink appends (and at
 	 * start), cleared when a replay or a look at the file finds it empty.
 	 * Other processes append to the same file, so while it is clear the
@@ -82,7 +171,8 @@ struct rg_audit {
 	int64_t spool_checked_ms;
 	uint64_t lost, lost_first, lost_last;
 	char config_sha[72]; /* last one a caller passed: the sink's own records carry it too */
-	char err[256];
+	char err[256];       /* why the last record not delivered at once was spooled or lost */
+	char detail[256];    /* the latest delivery problem */
 };
 
 /* one counter for the whole process: all sinks, all threads */
@@ -403,8 +493,9 @@ out:
 	return b.s;
 }
 
+
 /* ------------------------------------------------------------------ */
-/* transport                                                           */
+/* problems and losses (a->mu held)                                    */
 
 static int64_t rg_audit_now_ms(void)
 {
@@ -413,88 +504,283 @@ static int64_t rg_audit_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t rg_audit_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The latest delivery problem. */
 __attribute__((format(printf, 2, 3))) static void rg_audit_seterr(struct rg_audit *a,
 								   const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(a->err, sizeof a->err, fmt, ap);
+	vsnprintf(a->detail, sizeof a->detail, fmt, ap);
 	va_end(ap);
 }
 
-static void rg_audit_disconnect(struct rg_audit *a)
+/* Why the record being placed was not sent at once: what
+ * rg_audit_last_error() tells, not overwritten by later retries. */
+static void rg_audit_why(struct rg_audit *a)
+{
+	snprintf(a->err, sizeof a->err, "%s", a->detail);
+}
+
+/* Count records that could not be kept (first, last: their seqs, 0 when
+ * not ours, e.g. replayed from the spool). */
+static void rg_audit_count_lost_range(struct rg_audit *a, uint64_t n, uint64_t first,
+				      uint64_t last)
+{
+	if (n == 0)
+		return;
+	if (first && (a->lost_first == 0 || first < a->lost_first))
+		a->lost_first = first;
+	if (last > a->lost_last)
+		a->lost_last = last;
+	a->lost += n;
+}
+
+/* ------------------------------------------------------------------ */
+/* records in memory (a->mu held)                                      */
+
+static struct rg_audit_rec *rg_audit_rec_new(char *msg, uint64_t seq)
+{
+	struct rg_audit_rec *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->msg = msg;
+	r->mlen = strlen(msg);
+	r->seq = seq;
+	return r;
+}
+
+static void rg_audit_rec_free(struct rg_audit *a, struct rg_audit_rec *r)
+{
+	if (!r)
+		return;
+	if (a->cur == r)
+		a->cur = NULL;
+	free(r->msg);
+	free(r);
+}
+
+/* A record that will not be delivered. */
+static void rg_audit_rec_lost(struct rg_audit *a, struct rg_audit_rec *r)
+{
+	rg_audit_count_lost_range(a, 1, r->seq, r->seq);
+	if (a->cur == r) {
+		a->cur_rc = -1;
+		rg_audit_why(a);
+	}
+	rg_audit_rec_free(a, r);
+}
+
+/* Add r (written in full or in part, nothing ahead of it in q unwritten)
+ * at the end of q. */
+static void rg_audit_q_link(struct rg_audit *a, struct rg_audit_rec *r)
+{
+	r->next = NULL;
+	r->qid = ++a->q_qid;
+	if (a->q_tail)
+		a->q_tail->next = r;
+	else
+		a->q_head = r;
+	a->q_tail = r;
+	a->q_bytes += r->mlen + 1;
+	if (!a->q_unread)
+		a->q_unread = r;
+	a->q_wsum += r->acct;
+	if (!a->q_next && (r->flen == 0 || r->off < r->flen))
+		a->q_next = r;
+	if (a->cur == r)
+		a->cur_rc = 0;
+}
+
+static void rg_audit_q_pop(struct rg_audit *a)
+{
+	struct rg_audit_rec *r = a->q_head;
+	a->q_head = r->next;
+	if (!a->q_head)
+		a->q_tail = NULL;
+	a->q_bytes -= r->mlen + 1;
+	rg_audit_rec_free(a, r);
+}
+
+/* Which of the records written and not known read a sample says the
+ * receiver has read (the qid of the newest, 0 for none).  `outq` is what is
+ * still queued; a record takes at least its acct there (its payload, and
+ * at least what the queue grew by when it was written: the receiver can
+ * only have made that smaller).  A record is read when it and all newer
+ * ones would take more than what is queued. */
+static uint64_t rg_audit_q_read_cut(struct rg_audit *a, int outq)
+{
+	uint64_t rest = a->q_wsum, n = outq > 0 ? (uint64_t)outq : 0, cut = 0;
+	for (struct rg_audit_rec *r = a->q_unread; r && r != a->q_next; r = r->next) {
+		if (rest <= n)
+			break;
+		cut = r->qid;
+		rest -= r->acct;
+	}
+	return cut;
+}
+
+static void rg_audit_q_mark_read(struct rg_audit *a, uint64_t cut, int64_t now)
+{
+	while (a->q_unread && a->q_unread != a->q_next && a->q_unread->qid <= cut) {
+		a->q_unread->read_ms = now;
+		a->q_wsum -= a->q_unread->acct;
+		a->q_unread = a->q_unread->next;
+	}
+}
+
+/* The receiver was there at `alive_ms`: forget the records it had read at
+ * least RG_AUDIT_GRACE_MS before. */
+static void rg_audit_q_prune(struct rg_audit *a, int64_t alive_ms)
+{
+	while (a->q_head && a->q_head != a->q_unread &&
+	       (a->q_head->read_ms + RG_AUDIT_GRACE_MS <= alive_ms || a->q_bytes > RG_AUDIT_QUEUE_MAX))
+		rg_audit_q_pop(a);
+}
+
+/* The connection is gone: everything in q is to be sent again. */
+static void rg_audit_q_requeue(struct rg_audit *a)
+{
+	for (struct rg_audit_rec *r = a->q_head; r; r = r->next) {
+		r->flen = 0;
+		r->off = r->grew = r->acct = 0;
+		r->read_ms = 0;
+	}
+	a->q_next = a->q_unread = a->q_head;
+	a->q_wsum = 0;
+}
+
+static void rg_audit_list_free(struct rg_audit *a, struct rg_audit_rec *r)
+{
+	while (r) {
+		struct rg_audit_rec *n = r->next;
+		rg_audit_rec_free(a, r);
+		r = n;
+	}
+}
+
+static void rg_audit_b_add(struct rg_audit *a, struct rg_audit_rec *r)
+{
+	r->next = NULL;
+	if (a->b_tail)
+		a->b_tail->next = r;
+	else
+		a->b_head = r;
+	a->b_tail = r;
+	a->b_bytes += r->mlen + 1;
+}
+
+static struct rg_audit_rec *rg_audit_b_take(struct rg_audit *a)
+{
+	struct rg_audit_rec *r = a->b_head;
+	a->b_head = r->next;
+	if (!a->b_head)
+		a->b_tail = NULL;
+	a->b_bytes -= r->mlen + 1;
+	r->next = NULL;
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* transport (a->mu held)                                              */
+
+static bool rg_audit_usable(const struct rg_audit *a)
+{
+	return a->fd >= 0 && !a->connecting && !a->broken;
+}
+
+/* A unix socket is tried again on the next call (connect() to a path
+ * that is not there costs microseconds); a tcp target with backoff. */
+static void rg_audit_backoff(struct rg_audit *a, int64_t now)
+{
+	if (a->kind == RG_AUDIT_T_UNIX)
+		return;
+	a->retry_ms = now + a->backoff_ms;
+	a->backoff_ms = a->backoff_ms >= RG_AUDIT_BACKOFF_MAX_MS / 2 ? RG_AUDIT_BACKOFF_MAX_MS
+								     : a->backoff_ms * 2;
+}
+
+static void rg_audit_connected(struct rg_audit *a)
+{
+	a->broken = false;
+	a->conn_wrote = false;
+	a->conn_gen++;
+}
+
+/* Close the connection; what was in flight is sent again on the next: at
+ * once (a restarted receiver is usually back at once), unless this one took
+ * nothing (then with backoff, not in a loop). */
+static void rg_audit_disconnect(struct rg_audit *a, int64_t now)
 {
 	if (a->fd >= 0)
 		close(a->fd);
 	a->fd = -1;
 	a->connecting = false;
+	a->broken = false;
+	rg_audit_q_prune(a, a->alive_ms); /* read long enough before it was last seen */
+	rg_audit_q_requeue(a);
+	if (!a->conn_wrote)
+		rg_audit_backoff(a, now);
+	else if (a->retry_ms < now)
+		a->retry_ms = now;
 }
 
-static int rg_audit_connect_unix(struct rg_audit *a)
+static int rg_audit_connect_unix(struct rg_audit *a, int64_t now)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	static const int types[] = { SOCK_DGRAM, SOCK_STREAM };
 
 	memcpy(sa.sun_path, a->unix_path, sizeof sa.sun_path);
 	for (size_t i = 0; i < 2; i++) {
+		struct stat before, after;
 		int fd = socket(AF_UNIX, types[i] | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
 			rg_audit_seterr(a, "audit: socket: %s", strerror(errno));
-			return -1;
+			break;
 		}
+		/* the socket file before and after: the receiver connected to is
+		 * the one bound to it (a datagram receiver's liveness is checked
+		 * by that file later) */
+		bool known = stat(a->unix_path, &before) == 0;
 		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+			if (!known || stat(a->unix_path, &after) != 0 || after.st_dev != before.st_dev ||
+			    after.st_ino != before.st_ino) {
+				close(fd); /* replaced meanwhile: try again shortly */
+				rg_audit_seterr(a, "audit: %s changed while connecting", a->unix_path);
+				break;
+			}
 			a->fd = fd;
 			a->stype = types[i];
+			a->peer_dev = after.st_dev;
+			a->peer_ino = after.st_ino;
+			rg_audit_connected(a);
 			return 0;
 		}
 		int e = errno;
 		close(fd);
 		if (e != EPROTOTYPE) { /* EPROTOTYPE: the peer is a stream socket */
-			rg_audit_seterr(a, "audit: connect %s: %s", a->unix_path, strerror(e));
-			return -1;
+			rg_audit_seterr(a, "audit: connect %s: %s", a->unix_path,
+					e == EAGAIN ? "busy" : strerror(e));
+			break;
 		}
 	}
+	rg_audit_backoff(a, now);
 	return -1;
 }
 
-static int rg_audit_connect_tcp(struct rg_audit *a)
+/* Finish a tcp connect in progress, if it is done (never waits). */
+static void rg_audit_connect_check(struct rg_audit *a, int64_t now)
 {
-	if (!a->connecting) {
-		if (!a->ai) {
-			struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-						  .ai_flags = AI_ADDRCONFIG };
-			int rc = getaddrinfo(a->host, a->port, &hints, &a->ai);
-			if (rc != 0) {
-				a->ai = NULL;
-				rg_audit_seterr(a, "audit: cannot resolve %s: %s", a->host,
-						gai_strerror(rc));
-				return -1;
-			}
-		}
-		int fd = socket(a->ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			rg_audit_seterr(a, "audit: socket: %s", strerror(errno));
-			return -1;
-		}
-		if (connect(fd, a->ai->ai_addr, a->ai->ai_addrlen) == 0) {
-			a->fd = fd;
-			a->stype = SOCK_STREAM;
-			return 0;
-		}
-		if (errno != EINPROGRESS) {
-			rg_audit_seterr(a, "audit: connect %s:%s: %s", a->host, a->port,
-					strerror(errno));
-			close(fd);
-			return -1;
-		}
-		a->fd = fd;
-		a->stype = SOCK_STREAM;
-		a->connecting = true;
-	}
 	struct pollfd p = { .fd = a->fd, .events = POLLOUT };
-	if (poll(&p, 1, RG_AUDIT_CONNECT_WAIT_MS) <= 0) {
+	if (poll(&p, 1, 0) <= 0) {
 		rg_audit_seterr(a, "audit: connect %s:%s: in progress", a->host, a->port);
-		return -1; /* keep connecting in the background */
+		return;
 	}
 	int err = 0;
 	socklen_t len = sizeof err;
@@ -502,11 +788,66 @@ static int rg_audit_connect_tcp(struct rg_audit *a)
 		err = errno;
 	if (err != 0) {
 		rg_audit_seterr(a, "audit: connect %s:%s: %s", a->host, a->port, strerror(err));
-		rg_audit_disconnect(a);
-		return -1;
+		close(a->fd);
+		a->fd = -1;
+		a->connecting = false;
+		rg_audit_backoff(a, now);
+		return;
 	}
 	a->connecting = false;
-	return 0;
+	rg_audit_connected(a);
+}
+
+/* Start a tcp connect (a->ai resolved); it completes in the background. */
+static int rg_audit_connect_tcp(struct rg_audit *a, int64_t now)
+{
+	int fd = socket(a->ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rg_audit_seterr(a, "audit: socket: %s", strerror(errno));
+		rg_audit_backoff(a, now);
+		return -1;
+	}
+	a->stype = SOCK_STREAM;
+	if (connect(fd, a->ai->ai_addr, a->ai->ai_addrlen) == 0) {
+		a->fd = fd;
+		rg_audit_connected(a);
+		return 0;
+	}
+	if (errno != EINPROGRESS) {
+		rg_audit_seterr(a, "audit: connect %s:%s: %s", a->host, a->port, strerror(errno));
+		close(fd);
+		rg_audit_backoff(a, now);
+		return -1;
+	}
+	a->fd = fd;
+	a->connecting = true;
+	rg_audit_connect_check(a, now); /* on loopback it is usually done already */
+	return a->fd >= 0 ? 0 : -1;
+}
+
+/* Resolve a tcp target's name.  Only where waiting is allowed: when the
+ * sink is made (configuration load) and in rg_audit_flush(), never on a
+ * decision's path. */
+static void rg_audit_resolve(struct rg_audit *a)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+	if (a->kind != RG_AUDIT_T_TCP || a->ai)
+		return;
+	int rc = getaddrinfo(a->host, a->port, &hints, &a->ai);
+	if (rc != 0) {
+		a->ai = NULL;
+		rg_audit_seterr(a, "audit: cannot resolve %s: %s", a->host, gai_strerror(rc));
+	}
+}
+
+static void rg_audit_connect(struct rg_audit *a, int64_t now)
+{
+	if (a->kind == RG_AUDIT_T_UNIX)
+		rg_audit_connect_unix(a, now);
+	else if (a->ai)
+		rg_audit_connect_tcp(a, now);
+	else
+		rg_audit_seterr(a, "audit: %s not resolved", a->host);
 }
 
 /* A stream whose peer has gone (syslog-ng stopped or restarted) still
@@ -523,98 +864,153 @@ static bool rg_audit_peer_gone(struct rg_audit *a)
 	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-static int rg_audit_connect(struct rg_audit *a)
+/* Is the datagram socket bound to the path still the one we connected to,
+ * and there?  1 yes, 0 no, -1 cannot tell.  Non-blocking. */
+static int rg_audit_dgram_alive(struct rg_audit *a)
 {
-	if (a->fd >= 0 && !a->connecting) {
-		if (a->stype == SOCK_STREAM && rg_audit_peer_gone(a))
-			rg_audit_disconnect(a);
-		else
-			return 0;
-	}
-	return a->kind == RG_AUDIT_T_TCP ? rg_audit_connect_tcp(a) : rg_audit_connect_unix(a);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	if (stat(a->unix_path, &st) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (st.st_dev != a->peer_dev || st.st_ino != a->peer_ino)
+		return 0; /* replaced: a restarted receiver */
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	memcpy(sa.sun_path, a->unix_path, sizeof sa.sun_path);
+	int rc = 1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+		rc = errno == ECONNREFUSED || errno == ENOENT ? 0 : -1;
+	close(fd);
+	return rc;
 }
 
-/* Frame `msg` for the connected transport. */
-static char *rg_audit_frame(struct rg_audit *a, const char *msg, size_t len, size_t *flen)
+static void rg_audit_frame(struct rg_audit *a, struct rg_audit_rec *r)
 {
-	char pre[24] = "";
-	size_t plen = 0, tail = 0;
-
-	if (a->kind == RG_AUDIT_T_TCP)
-		plen = (size_t)snprintf(pre, sizeof pre, "%zu ", len); /* RFC 6587 octet counting */
+	r->plen = 0;
+	r->nl = false;
+	if (a->kind == RG_AUDIT_T_TCP) /* RFC 6587 octet counting */
+		r->plen = (unsigned char)snprintf(r->pre, sizeof r->pre, "%zu ", r->mlen);
 	else if (a->stype == SOCK_STREAM)
-		tail = 1; /* newline framing on a unix stream */
-	char *f = malloc(plen + len + tail + 1);
-	if (!f)
-		return NULL;
-	memcpy(f, pre, plen);
-	memcpy(f + plen, msg, len);
-	if (tail)
-		f[plen + len] = '\n';
-	f[plen + len + tail] = '\0';
-	*flen = plen + len + tail;
-	return f;
+		r->nl = true; /* newline framing on a unix stream */
+	r->flen = r->plen + r->mlen + (r->nl ? 1 : 0);
+	r->off = r->grew = r->acct = 0;
 }
 
-/* Send one frame without blocking for more than a few ms.  0 or -1. */
-static int rg_audit_send_frame(struct rg_audit *a, const char *buf, size_t len)
+/* Write what is left of r's frame now, without waiting: r is a->q_next
+ * (`linked`), or a record nothing is ahead of.  Returns the bytes written
+ * (> 0), 0 when the socket takes nothing now, -1 when the connection is
+ * broken.  The socket is sampled first: a write that succeeds shows the
+ * receiver there, so what the sample says it has read, it has. */
+static ssize_t rg_audit_write(struct rg_audit *a, struct rg_audit_rec *r, bool linked, int64_t now)
 {
-	size_t off = 0;
-	int64_t deadline = rg_audit_now_ms() + RG_AUDIT_SEND_WAIT_MS;
+	static const char newline[] = "\n";
+	struct iovec iov[3];
+	int niov = 0;
+	uint64_t cut = 0;
+	int outq = 0, after = 0;
+	bool sampled = false;
 
-	while (off < len) {
-		ssize_t n = send(a->fd, buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n >= 0) {
-			if (off == 0 && n > 0 && (size_t)n < len)
-				deadline = rg_audit_now_ms() + RG_AUDIT_PARTIAL_WAIT_MS;
-			off += (size_t)n;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-			int64_t left = deadline - rg_audit_now_ms();
-			struct pollfd p = { .fd = a->fd, .events = POLLOUT };
-			if (left > 0 && poll(&p, 1, (int)left) > 0)
-				continue;
-			rg_audit_seterr(a, "audit: target busy, record not sent within %d ms",
-					RG_AUDIT_SEND_WAIT_MS);
-		} else {
-			rg_audit_seterr(a, "audit: send: %s", strerror(errno));
-			rg_audit_disconnect(a);
-			return -1;
-		}
-		if (off > 0) /* half a frame on a stream: the stream is unusable */
-			rg_audit_disconnect(a);
+	if (a->stype == SOCK_STREAM && rg_audit_peer_gone(a)) {
+		rg_audit_seterr(a, "audit: the receiver closed the connection");
+		a->broken = true;
 		return -1;
 	}
-	return 0;
-}
-
-/* Deliver one message now.  Reconnects once if the old connection is dead. */
-static int rg_audit_send(struct rg_audit *a, const char *msg)
-{
-	size_t mlen = strlen(msg);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		bool fresh = a->fd < 0;
-		if (rg_audit_connect(a) != 0)
-			return -1;
-		size_t flen;
-		char *frame = rg_audit_frame(a, msg, mlen, &flen);
-		if (!frame) {
-			rg_audit_seterr(a, "audit: out of memory");
-			return -1;
+	if (!a->no_outq) {
+		if (ioctl(a->fd, SIOCOUTQ, &outq) == 0) {
+			cut = rg_audit_q_read_cut(a, outq);
+			sampled = true;
+		} else if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP) {
+			a->no_outq = true;
 		}
-		int rc = rg_audit_send_frame(a, frame, flen);
-		free(frame);
-		if (rc == 0)
-			return 0;
-		if (fresh || a->fd >= 0)
-			return -1; /* a new connection failed, or the target is just busy */
 	}
-	return -1;
+	if (r->flen == 0)
+		rg_audit_frame(a, r);
+	const struct {
+		const char *p;
+		size_t n;
+	} part[3] = { { r->pre, r->plen }, { r->msg, r->mlen }, { newline, r->nl ? 1u : 0u } };
+	size_t skip = r->off;
+	for (size_t i = 0; i < 3; i++) {
+		if (skip >= part[i].n) {
+			skip -= part[i].n;
+			continue;
+		}
+		iov[niov].iov_base = (void *)(part[i].p + skip);
+		iov[niov++].iov_len = part[i].n - skip;
+		skip = 0;
+	}
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
+	ssize_t w;
+	do
+		w = sendmsg(a->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w <= 0) {
+		if (w == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+			rg_audit_seterr(a, "audit: target busy (socket full)");
+			return 0;
+		}
+		rg_audit_seterr(a, "audit: send: %s", strerror(errno));
+		a->broken = true;
+		return -1;
+	}
+	rg_audit_q_mark_read(a, cut, now);
+	a->alive_ms = now;
+	if (!a->conn_wrote) {
+		a->conn_wrote = true;
+		a->backoff_ms = RG_AUDIT_BACKOFF_MIN_MS;
+	}
+	size_t acct0 = r->acct;
+	r->off += (size_t)w;
+	if (sampled && ioctl(a->fd, SIOCOUTQ, &after) == 0 && after > outq)
+		r->grew += (size_t)(after - outq);
+	r->acct = r->off > r->grew ? r->off : r->grew;
+	if (linked) {
+		a->q_wsum += r->acct - acct0;
+		if (r->off == r->flen)
+			a->q_next = r->next;
+	}
+	if (a->no_outq) /* no way to know: what is written counts as read */
+		rg_audit_q_mark_read(a, r->off == r->flen ? r->qid : 0, now);
+	rg_audit_q_prune(a, now);
+	return w;
 }
 
+/* Is the receiver still there?  1 yes, 0 gone, -1 cannot tell. */
+static int rg_audit_alive(struct rg_audit *a)
+{
+	if (a->stype == SOCK_STREAM)
+		return rg_audit_peer_gone(a) ? 0 : 1;
+	return rg_audit_dgram_alive(a);
+}
+
+/* No write to sample with: look at the socket.  The receiver read what the
+ * sample says if it is still there afterwards, and records it read long
+ * enough ago are forgotten; a receiver found gone breaks the connection
+ * (and q is sent again). */
+static void rg_audit_watch(struct rg_audit *a, int64_t now)
+{
+	int outq = 0;
+	uint64_t cut = 0;
+
+	if (!a->q_head || !rg_audit_usable(a))
+		return;
+	if (!a->no_outq && a->q_unread != a->q_next && ioctl(a->fd, SIOCOUTQ, &outq) == 0)
+		cut = rg_audit_q_read_cut(a, outq);
+	bool due = a->q_head != a->q_unread && a->q_head->read_ms + RG_AUDIT_GRACE_MS <= now;
+	if (cut == 0 && !due)
+		return;
+	int alive = rg_audit_alive(a);
+	if (alive == 0) {
+		rg_audit_seterr(a, "audit: the receiver went away");
+		a->broken = true;
+	} else if (alive > 0) {
+		a->alive_ms = now;
+		rg_audit_q_mark_read(a, cut, now);
+		rg_audit_q_prune(a, now);
+	}
+}
 /* ------------------------------------------------------------------ */
 /* spool                                                               */
 
@@ -661,26 +1057,6 @@ static int rg_audit_spool_open(struct rg_audit *a, bool create)
 	a->spool_dev = st.st_dev;
 	a->spool_ino = st.st_ino;
 	return 0;
-}
-
-static int rg_audit_spool_lock(struct rg_audit *a)
-{
-	int64_t deadline = rg_audit_now_ms() + RG_AUDIT_SPOOL_LOCK_WAIT_MS;
-	for (;;) {
-		if (flock(a->spool_fd, LOCK_EX | LOCK_NB) == 0)
-			return 0;
-		if (errno != EWOULDBLOCK && errno != EINTR) {
-			rg_audit_seterr(a, "audit: cannot lock spool %s: %s", a->spool_path,
-					strerror(errno));
-			return -1;
-		}
-		if (rg_audit_now_ms() >= deadline) {
-			rg_audit_seterr(a, "audit: spool %s stayed locked for %d ms", a->spool_path,
-					RG_AUDIT_SPOOL_LOCK_WAIT_MS);
-			return -1;
-		}
-		usleep(200);
-	}
 }
 
 static void rg_audit_spool_unlock(struct rg_audit *a)
@@ -759,33 +1135,47 @@ io:
 	return -1;
 }
 
-/* Append one message.  Lock held.  0, or -1 (full, I/O) with a->err set. */
-static int rg_audit_spool_append_locked(struct rg_audit *a, const char *msg)
+/* flock() the open spool, trying `tries` times 100 us apart (another
+ * process replays or appends: both hold it only briefly).  0 locked, 1
+ * busy, -1 error (a->detail set). */
+static int rg_audit_spool_lock(struct rg_audit *a, int tries)
+{
+	for (int i = 0;; i++) {
+		if (flock(a->spool_fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			rg_audit_seterr(a, "audit: cannot lock spool %s: %s", a->spool_path,
+					strerror(errno));
+			return -1;
+		}
+		if (i + 1 >= tries) {
+			rg_audit_seterr(a, "audit: spool %s is locked by another process",
+					a->spool_path);
+			return 1;
+		}
+		usleep(100);
+	}
+}
+
+/* Write `len` bytes (whole lines, in iov[0..niov)) at the end, within the
+ * cap.  Lock held.  0, or -1 (full, I/O) with a->detail set. */
+static int rg_audit_spool_write_end(struct rg_audit *a, const struct iovec *iov, int niov,
+				    size_t len)
 {
 	struct rg_audit_spool_hdr h;
 	off_t size;
-	size_t len = strlen(msg);
 
 	if (rg_audit_spool_hdr_read(a, &h, &size) != 0)
 		return -1;
-	if ((uint64_t)size - h.head + len + 1 > a->spool_max) {
-		rg_audit_seterr(a,
-				"audit: spool %s is full (%zu bytes waiting, limit %zu): record lost",
+	if ((uint64_t)size - h.head + len > a->spool_max) {
+		rg_audit_seterr(a, "audit: spool %s is full (%zu bytes waiting, limit %zu): record lost",
 				a->spool_path, (size_t)((uint64_t)size - h.head), a->spool_max);
 		return -1;
 	}
 	if ((uint64_t)size > 2 * (uint64_t)a->spool_max && rg_audit_spool_compact(a, &h, &size) != 0)
 		return -1;
-	char *line = malloc(len + 1);
-	if (!line) {
-		rg_audit_seterr(a, "audit: out of memory");
-		return -1;
-	}
-	memcpy(line, msg, len);
-	line[len] = '\n';
-	ssize_t n = pwrite(a->spool_fd, line, len + 1, size);
-	free(line);
-	if (n != (ssize_t)(len + 1)) {
+	ssize_t n = pwritev(a->spool_fd, iov, niov, size);
+	if (n != (ssize_t)len) {
 		rg_audit_seterr(a, "audit: writing spool %s: %s", a->spool_path,
 				n < 0 ? strerror(errno) : "short write");
 		if (ftruncate(a->spool_fd, size) != 0) {
@@ -796,233 +1186,425 @@ static int rg_audit_spool_append_locked(struct rg_audit *a, const char *msg)
 	return 0;
 }
 
-static int rg_audit_spool_append(struct rg_audit *a, const char *msg)
+/* May the spool hold records?  Per record this costs nothing while the
+ * spool is believed empty, and one stat() every RG_AUDIT_SPOOL_RECHECK_MS
+ * for what other processes appended. */
+static bool rg_audit_spool_pending(struct rg_audit *a, int64_t now)
 {
+	struct stat st;
+	if (!a->spool_path)
+		return false;
+	if (!a->spool_maybe && now - a->spool_checked_ms < RG_AUDIT_SPOOL_RECHECK_MS)
+		return false;
+	a->spool_checked_ms = now;
+	a->spool_maybe = stat(a->spool_path, &st) == 0 && st.st_size > RG_AUDIT_SPOOL_HDR;
+	return a->spool_maybe;
+}
+
+/* Put records back at the front of the spool (they are older than what it
+ * holds) when the room before the head allows, else at the end.  For the
+ * records a sink is freed with.  0, or -1 (a->detail set). */
+static int rg_audit_spool_save(struct rg_audit *a, const struct rg_audit_rec *from)
+{
+	size_t total = 0;
+	for (const struct rg_audit_rec *r = from; r; r = r->next)
+		total += r->mlen + 1;
+	if (total == 0)
+		return 0;
 	if (!a->spool_path) {
-		return -1; /* a->err already says why it was not sent */
-	}
-	if (rg_audit_spool_open(a, true) != 0 || rg_audit_spool_lock(a) != 0)
+		rg_audit_seterr(a, "audit: no spool to keep records in");
 		return -1;
-	int rc = rg_audit_spool_append_locked(a, msg);
-	rg_audit_spool_unlock(a);
+	}
+	char *buf = malloc(total), *p = buf;
+	if (!buf) {
+		rg_audit_seterr(a, "audit: out of memory");
+		return -1;
+	}
+	for (const struct rg_audit_rec *r = from; r; r = r->next) {
+		memcpy(p, r->msg, r->mlen);
+		p += r->mlen;
+		*p++ = '\n';
+	}
+	int rc = -1;
+	if (rg_audit_spool_open(a, true) == 0 &&
+	    rg_audit_spool_lock(a, RG_AUDIT_SPOOL_LOCK_TRIES * 10) == 0) {
+		struct rg_audit_spool_hdr h;
+		off_t size;
+		if (rg_audit_spool_hdr_read(a, &h, &size) == 0) {
+			if (h.head - RG_AUDIT_SPOOL_HDR >= total &&
+			    (uint64_t)size - h.head + total <= a->spool_max) {
+				if (pwrite(a->spool_fd, buf, total, (off_t)(h.head - total)) ==
+				    (ssize_t)total) {
+					h.head -= total;
+					rc = rg_audit_spool_hdr_write(a, &h);
+				} else {
+					rg_audit_seterr(a, "audit: writing spool %s: %s",
+							a->spool_path, strerror(errno));
+				}
+			} else {
+				struct iovec iov = { buf, total };
+				rc = rg_audit_spool_write_end(a, &iov, 1, total);
+			}
+		}
+		rg_audit_spool_unlock(a);
+	}
+	free(buf);
 	if (rc == 0)
 		a->spool_maybe = true;
 	return rc;
 }
 
-/* Replay from the head until empty, a send fails or the deadline passes.
- * Lock held.  Returns 1 when the spool is now empty (*replayed = records
- * replayed since it was last empty), 0 when records remain, -1 on error. */
-static int rg_audit_spool_replay(struct rg_audit *a, int64_t deadline, uint64_t *replayed)
-{
-	struct rg_audit_spool_hdr h;
-	off_t size;
-	char *buf;
-	int rc = 0;
-
-	if (rg_audit_spool_hdr_read(a, &h, &size) != 0)
-		return -1;
-	buf = malloc(RG_AUDIT_SPOOL_LINE_MAX + 1);
-	if (!buf) {
-		rg_audit_seterr(a, "audit: out of memory");
-		return -1;
-	}
-	while ((off_t)h.head < size && rg_audit_now_ms() < deadline) {
-		ssize_t n = pread(a->spool_fd, buf, RG_AUDIT_SPOOL_LINE_MAX, (off_t)h.head);
-		if (n <= 0) {
-			rg_audit_seterr(a, "audit: reading spool %s: %s", a->spool_path,
-					n < 0 ? strerror(errno) : "unexpected end");
-			rc = -1;
-			break;
-		}
-		buf[n] = '\0';
-		char *nl = memchr(buf, '\n', (size_t)n);
-		if (!nl) { /* torn tail (crash mid-append) or garbage: skip it */
-			h.head = (uint64_t)size;
-			break;
-		}
-		*nl = '\0';
-		if (rg_audit_send(a, buf) != 0)
-			break;
-		h.head += (uint64_t)(nl - buf) + 1;
-		h.replayed++;
-	}
-	free(buf);
-	if (rc == 0 && (off_t)h.head >= size) {
-		*replayed = h.replayed;
-		h.head = RG_AUDIT_SPOOL_HDR;
-		h.replayed = 0;
-		if (ftruncate(a->spool_fd, RG_AUDIT_SPOOL_HDR) != 0) {
-			rg_audit_seterr(a, "audit: truncating spool %s: %s", a->spool_path,
-					strerror(errno));
-			return -1;
-		}
-		return rg_audit_spool_hdr_write(a, &h) == 0 ? 1 : -1;
-	}
-	if (rg_audit_spool_hdr_write(a, &h) != 0)
-		return -1;
-	return rc;
-}
-
-/* Look at the file (no lock): does the spool hold records?  a->mu held. */
-static bool rg_audit_spool_look(struct rg_audit *a)
-{
-	struct stat st;
-	if (!a->spool_path)
-		return false;
-	a->spool_checked_ms = rg_audit_now_ms();
-	a->spool_maybe = stat(a->spool_path, &st) == 0 && st.st_size > RG_AUDIT_SPOOL_HDR;
-	return a->spool_maybe;
-}
-
-/* May the spool hold records?  Per record this costs nothing while the
- * spool is believed empty, and one stat() every RG_AUDIT_SPOOL_RECHECK_MS
- * for what other processes appended.  a->mu held. */
-static bool rg_audit_spool_pending(struct rg_audit *a)
-{
-	if (!a->spool_path)
-		return false;
-	if (!a->spool_maybe && rg_audit_now_ms() - a->spool_checked_ms < RG_AUDIT_SPOOL_RECHECK_MS)
-		return false;
-	return rg_audit_spool_look(a);
-}
-
 /* ------------------------------------------------------------------ */
-/* emitting                                                            */
+/* delivery (a->mu held)                                               */
 
-static void rg_audit_count_lost(struct rg_audit *a, uint64_t seq)
-{
-	if (a->lost++ == 0)
-		a->lost_first = seq;
-	a->lost_last = seq;
-}
-
-/* Send now (spool empty), else spool.  0 delivered, 1 spooled, -1 lost.
- * a->mu held. */
-static int rg_audit_deliver(struct rg_audit *a, const char *msg, uint64_t seq, bool spool_empty)
-{
-	if (spool_empty && rg_audit_send(a, msg) == 0)
-		return 0;
-	if (rg_audit_spool_append(a, msg) == 0)
-		return 1;
-	rg_audit_count_lost(a, seq);
-	return -1;
-}
-
-/* Build and deliver a record of the sink's own (audit.replayed, audit.lost). */
-static int rg_audit_internal(struct rg_audit *a, int sev, const char *event, const struct rg_kv *kv,
-			     size_t n, bool spool_empty)
+/* A record of the sink's own (audit.replayed, audit.lost), into the
+ * backlog behind what is already waiting. */
+static struct rg_audit_rec *rg_audit_internal(struct rg_audit *a, int sev, const char *event,
+					      const struct rg_kv *kv, size_t n)
 {
 	uint64_t seq = 0;
 	char *msg = rg_audit_build(a, sev, event, kv, n, &seq);
-	if (!msg) {
-		rg_audit_count_lost(a, atomic_load(&rg_audit_seq));
-		return -1;
+	struct rg_audit_rec *r = msg ? rg_audit_rec_new(msg, seq) : NULL;
+	if (!r) {
+		free(msg);
+		rg_audit_seterr(a, "audit: out of memory formatting a record");
+		rg_audit_count_lost_range(a, 1, seq, seq);
+		return NULL;
 	}
-	int rc = rg_audit_deliver(a, msg, seq, spool_empty);
-	free(msg);
-	return rc;
+	rg_audit_b_add(a, r);
+	return r;
 }
 
-/* Tell the trail about records that could not be kept, once it can take it. */
-static void rg_audit_report_lost(struct rg_audit *a, bool spool_empty)
+/* Tell the trail about records that could not be kept: an audit.lost
+ * record in the backlog, which takes over the count (and gives it back if
+ * it is lost itself). */
+static void rg_audit_report_lost(struct rg_audit *a)
 {
 	char count[24], first[24], last[24];
 	if (a->lost == 0)
 		return;
-	snprintf(count, sizeof count, "%llu", (unsigned long long)a->lost);
-	snprintf(first, sizeof first, "%llu", (unsigned long long)a->lost_first);
-	snprintf(last, sizeof last, "%llu", (unsigned long long)a->lost_last);
-	struct rg_kv kv[] = { { "count", count }, { "first_seq", first }, { "last_seq", last } };
 	uint64_t lost = a->lost, first_seq = a->lost_first, last_seq = a->lost_last;
-	a->lost = 0;
-	if (rg_audit_internal(a, LOG_ERR, "audit.lost", kv, 3, spool_empty) < 0) {
-		/* nowhere to put it either: this report is lost too, report both later */
-		uint64_t also = a->lost;
-		a->lost = lost + also;
-		a->lost_first = first_seq;
-		if (also == 0)
-			a->lost_last = last_seq;
+	snprintf(count, sizeof count, "%llu", (unsigned long long)lost);
+	snprintf(first, sizeof first, "%llu", (unsigned long long)first_seq);
+	snprintf(last, sizeof last, "%llu", (unsigned long long)last_seq);
+	struct rg_kv kv[] = { { "count", count }, { "first_seq", first }, { "last_seq", last } };
+	a->lost = a->lost_first = a->lost_last = 0;
+	struct rg_audit_rec *r = rg_audit_internal(a, LOG_ERR, "audit.lost", kv, 3);
+	if (!r) {
+		rg_audit_count_lost_range(a, lost, first_seq, last_seq);
+		return;
 	}
+	r->r_count = lost;
+	r->r_first = first_seq;
+	r->r_last = last_seq;
 }
 
-/* Replay what the spool holds within the deadline.  a->mu held.
- * true when the spool is (now) empty, false when records still wait there. */
-static bool rg_audit_drain(struct rg_audit *a, int64_t deadline)
+/* One slice of replay: spooled records are written to the socket (and
+ * join q) from the head, until the socket is full, the slice is used up
+ * or the spool is empty.  Needs the socket usable and q written.  Returns
+ * true when nothing in the spool is ahead of the backlog any more (empty,
+ * or unusable: then it cannot hold up delivery). */
+static bool rg_audit_replay(struct rg_audit *a, int64_t now, int64_t end_us)
 {
-	uint64_t replayed = 0;
-	char count[24];
+	struct rg_audit_spool_hdr h;
+	off_t size;
+	bool stop = false;
+	unsigned count = 0;
 
-	if (!rg_audit_spool_pending(a))
+	if (!rg_audit_spool_pending(a, now))
 		return true;
-	if (rg_audit_spool_open(a, false) != 0) {
-		/* gone (empty), or there but unusable: then the flag stays set and
-		 * new records queue behind it (and are lost if it cannot take them) */
-		rg_audit_spool_look(a);
+	if (!a->rbuf && !(a->rbuf = malloc(RG_AUDIT_SPOOL_LINE_MAX + 1))) {
+		rg_audit_seterr(a, "audit: out of memory");
+		return false;
+	}
+	if (rg_audit_spool_open(a, false) != 0)
+		return true; /* gone (empty), or unusable (a->detail says why) */
+	int lk = rg_audit_spool_lock(a, 1);
+	if (lk != 0)
+		return lk < 0; /* another process has it: next time */
+	if (rg_audit_spool_hdr_read(a, &h, &size) != 0) {
+		rg_audit_spool_unlock(a);
 		return true;
 	}
-	if (rg_audit_spool_lock(a) != 0)
-		return false;
-	int rc = rg_audit_spool_replay(a, deadline, &replayed);
+	uint64_t head0 = h.head;
+	while ((off_t)h.head < size && !stop) {
+		ssize_t n = pread(a->spool_fd, a->rbuf, RG_AUDIT_SPOOL_LINE_MAX, (off_t)h.head);
+		if (n <= 0) {
+			rg_audit_seterr(a, "audit: reading spool %s: %s", a->spool_path,
+					n < 0 ? strerror(errno) : "unexpected end");
+			break;
+		}
+		char *p = a->rbuf, *end = a->rbuf + n, *nl = memchr(p, '\n', (size_t)n);
+		if (!nl) { /* torn tail (crash mid-append) or garbage: skip it */
+			h.head = (uint64_t)size;
+			break;
+		}
+		for (; nl; nl = memchr(p, '\n', (size_t)(end - p))) {
+			if (count >= RG_AUDIT_SLICE_RECORDS || rg_audit_now_us() >= end_us ||
+			    !rg_audit_usable(a) || a->q_next) {
+				stop = true;
+				break;
+			}
+			size_t len = (size_t)(nl - p);
+			if (len > 0) {
+				char *msg = strndup(p, len);
+				struct rg_audit_rec *r = msg ? rg_audit_rec_new(msg, 0) : NULL;
+				if (!r) {
+					free(msg);
+					rg_audit_seterr(a, "audit: out of memory");
+					stop = true;
+					break;
+				}
+				if (rg_audit_write(a, r, false, now) <= 0) {
+					rg_audit_rec_free(a, r);
+					stop = true;
+					break;
+				}
+				rg_audit_q_link(a, r); /* a frame begun is finished from q */
+				h.replayed++;
+			}
+			h.head += len + 1;
+			count++;
+			p = nl + 1;
+		}
+	}
+	uint64_t replayed = 0;
+	bool emptied = false;
+	if ((off_t)h.head >= size) {
+		replayed = h.replayed;
+		h.head = RG_AUDIT_SPOOL_HDR;
+		h.replayed = 0;
+		if (ftruncate(a->spool_fd, RG_AUDIT_SPOOL_HDR) != 0)
+			rg_audit_seterr(a, "audit: truncating spool %s: %s", a->spool_path,
+					strerror(errno));
+		else
+			emptied = rg_audit_spool_hdr_write(a, &h) == 0;
+	} else if (h.head != head0) {
+		rg_audit_spool_hdr_write(a, &h);
+	}
 	rg_audit_spool_unlock(a);
-	if (rc != 1)
+	if (!emptied)
 		return false;
 	a->spool_maybe = false;
+	a->spool_checked_ms = now;
 	if (replayed > 0) {
-		snprintf(count, sizeof count, "%llu", (unsigned long long)replayed);
-		struct rg_kv kv[] = { { "count", count } };
-		if (rg_audit_internal(a, LOG_NOTICE, "audit.replayed", kv, 1, true) == 1)
-			return false; /* the target went away again: it waits in the spool */
+		char c[24];
+		snprintf(c, sizeof c, "%llu", (unsigned long long)replayed);
+		struct rg_kv kv[] = { { "count", c } };
+		rg_audit_internal(a, LOG_NOTICE, "audit.replayed", kv, 1);
 	}
 	return true;
 }
 
+/* Write the backlog while nothing is ahead of it and the socket takes it. */
+static void rg_audit_backlog_send(struct rg_audit *a, int64_t now)
+{
+	while (a->b_head && rg_audit_usable(a) && !a->q_next) {
+		struct rg_audit_rec *r = a->b_head;
+		if (rg_audit_write(a, r, false, now) <= 0) {
+			r->flen = 0; /* framed again for whatever connection takes it */
+			break;
+		}
+		rg_audit_b_take(a);
+		rg_audit_q_link(a, r);
+	}
+}
+
+/* What the backlog still holds goes to the end of the spool, so that it
+ * survives this process.  Without a spool it waits in memory (bounded by
+ * rg_audit_emit); with the spool locked by another process for longer than
+ * RG_AUDIT_SPOOL_LOCK_TRIES allow, too, for the next call. */
+static void rg_audit_backlog_spool(struct rg_audit *a)
+{
+	if (!a->b_head || !a->spool_path)
+		return;
+	int lk = -1;
+	if (rg_audit_spool_open(a, true) == 0)
+		lk = rg_audit_spool_lock(a, RG_AUDIT_SPOOL_LOCK_TRIES);
+	if (lk == 1 && a->b_bytes <= RG_AUDIT_NOSPOOL_MAX)
+		return;
+	while (a->b_head) {
+		struct rg_audit_rec *r = rg_audit_b_take(a);
+		struct iovec iov[2] = { { r->msg, r->mlen }, { (void *)"\n", 1 } };
+		if (lk == 0 && rg_audit_spool_write_end(a, iov, 2, r->mlen + 1) == 0) {
+			a->spool_maybe = true;
+			if (a->cur == r)
+				rg_audit_why(a);
+			rg_audit_rec_free(a, r);
+		} else {
+			if (r->r_count) /* a report lost: what it reported is lost still */
+				rg_audit_count_lost_range(a, r->r_count, r->r_first, r->r_last);
+			rg_audit_rec_lost(a, r);
+		}
+	}
+	if (lk == 0)
+		rg_audit_spool_unlock(a);
+}
+
+/* Move everything forward as far as it goes now, without waiting, for at
+ * most until end_us (plus one write): q, a slice of the spool, the
+ * backlog; what of the backlog is left is spooled. */
+static void rg_audit_pump(struct rg_audit *a, int64_t end_us)
+{
+	int64_t now = rg_audit_now_ms();
+
+	if (rg_audit_usable(a) && a->stype == SOCK_STREAM && rg_audit_peer_gone(a)) {
+		rg_audit_seterr(a, "audit: the receiver closed the connection");
+		a->broken = true;
+	}
+	if (a->broken)
+		rg_audit_disconnect(a, now);
+	if (a->fd < 0 && now >= a->retry_ms &&
+	    (a->q_next || a->b_head || a->spool_maybe || a->lost > 0))
+		rg_audit_connect(a, now);
+	if (a->fd >= 0 && a->connecting)
+		rg_audit_connect_check(a, now);
+	if (rg_audit_usable(a)) {
+		while (a->q_next && rg_audit_usable(a) && rg_audit_now_us() < end_us &&
+		       rg_audit_write(a, a->q_next, true, now) > 0)
+			;
+		if (!a->q_next && rg_audit_usable(a) && rg_audit_replay(a, now, end_us))
+			rg_audit_backlog_send(a, now);
+		rg_audit_watch(a, now);
+	}
+	if (a->broken)
+		rg_audit_disconnect(a, now);
+	rg_audit_backlog_spool(a);
+}
+
+/* ------------------------------------------------------------------ */
+/* the interface                                                       */
+
 int rg_audit_emit(struct rg_audit *a, int severity, const char *event, const struct rg_kv *fields,
 		  size_t nfields)
 {
-	int rc = -1;
 	uint64_t seq = 0;
+	int rc;
 
-	if (!a)
-		return -1;
+	if (!a || a->pid != getpid())
+		return -1; /* a fork()ed child never uses its parent's sink */
 	pthread_mutex_lock(&a->mu);
-	bool empty = rg_audit_drain(a, rg_audit_now_ms() + RG_AUDIT_REPLAY_BUDGET_MS);
-	rg_audit_report_lost(a, empty);
-	if (a->lost)
-		empty = false; /* keep the order: nothing overtakes a pending report */
+	int64_t end_us = rg_audit_now_us() + RG_AUDIT_SLICE_US;
+	/* what waits goes first (a replay's audit.replayed comes before this
+	 * record), then what could not be kept is reported, in order */
+	if (a->q_next || a->b_head || a->fd < 0 || a->broken || a->spool_maybe)
+		rg_audit_pump(a, end_us);
+	rg_audit_report_lost(a);
 	char *msg = rg_audit_build(a, severity, event, fields, nfields, &seq);
-	if (msg) {
-		/* the flag, not the file: only this sink could have added to the
-		 * spool since rg_audit_drain() looked (an audit.lost or
-		 * audit.replayed that could not be sent) */
-		rc = rg_audit_deliver(a, msg, seq, empty && !a->spool_maybe);
+	struct rg_audit_rec *r = msg ? rg_audit_rec_new(msg, seq) : NULL;
+	if (!r) {
 		free(msg);
-	} else {
 		rg_audit_seterr(a, "audit: out of memory formatting a record");
-		rg_audit_count_lost(a, atomic_load(&rg_audit_seq));
+		rg_audit_why(a);
+		rg_audit_count_lost_range(a, 1, seq, seq);
+		rc = -1;
+	} else if (!a->spool_path && a->b_bytes + r->mlen + 1 > RG_AUDIT_NOSPOOL_MAX) {
+		rg_audit_seterr(a, "audit: target unavailable and no spool: record lost (%s)",
+				a->detail[0] ? a->detail : "busy");
+		a->cur = r;
+		rg_audit_rec_lost(a, r);
+		rc = -1;
+	} else {
+		a->cur = r;
+		a->cur_rc = 1;
+		rg_audit_b_add(a, r);
+		rg_audit_pump(a, end_us);
+		if (a->cur && !a->spool_path && a->fd < 0) {
+			/* no spool and no target: nothing will keep it */
+			while (a->b_head) {
+				struct rg_audit_rec *b = rg_audit_b_take(a);
+				if (b->r_count)
+					rg_audit_count_lost_range(a, b->r_count, b->r_first, b->r_last);
+				rg_audit_rec_lost(a, b);
+			}
+		}
+		rc = a->cur_rc;
+		if (a->cur && rc == 1)
+			rg_audit_why(a); /* waits in memory */
+		a->cur = NULL;
 	}
 	pthread_mutex_unlock(&a->mu);
 	return rc;
 }
 
+/* Nothing waits: q written, spool and backlog empty, no loss unreported
+ * (records written may still wait to be known read). */
+static bool rg_audit_delivered(const struct rg_audit *a)
+{
+	return !a->q_next && !a->b_head && !a->spool_maybe && a->lost == 0;
+}
+
+/* Resolve a tcp target's name without holding the mutex. */
+static void rg_audit_resolve_unlocked(struct rg_audit *a)
+{
+	if (a->kind != RG_AUDIT_T_TCP)
+		return;
+	pthread_mutex_lock(&a->mu);
+	bool need = a->ai == NULL;
+	pthread_mutex_unlock(&a->mu);
+	if (!need)
+		return;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+	struct addrinfo *ai = NULL;
+	int rc = getaddrinfo(a->host, a->port, &hints, &ai); /* host, port: fixed at creation */
+	pthread_mutex_lock(&a->mu);
+	if (rc != 0)
+		rg_audit_seterr(a, "audit: cannot resolve %s: %s", a->host, gai_strerror(rc));
+	else if (a->ai)
+		freeaddrinfo(ai);
+	else
+		a->ai = ai;
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* Run the pump on this thread until done(a) or the deadline.  0 done, 1 not. */
+static int rg_audit_pump_until(struct rg_audit *a, int64_t deadline_ms,
+			       bool (*done)(struct rg_audit *))
+{
+	for (;;) {
+		pthread_mutex_lock(&a->mu);
+		if (a->lost > 0 && !a->b_head && !a->spool_maybe && !a->q_next)
+			rg_audit_report_lost(a);
+		rg_audit_pump(a, rg_audit_now_us() + 4 * RG_AUDIT_SLICE_US);
+		bool ok = done(a);
+		pthread_mutex_unlock(&a->mu);
+		if (ok)
+			return 0;
+		int64_t left = deadline_ms - rg_audit_now_ms();
+		if (left <= 0)
+			return 1;
+		usleep(1000); /* target busy or away: again shortly */
+	}
+}
+
+static bool rg_audit_done_delivering(struct rg_audit *a)
+{
+	return rg_audit_delivered(a);
+}
+
+/* ... and every record written known read (the receiver is there). */
+static bool rg_audit_done_reading(struct rg_audit *a)
+{
+	if (!rg_audit_delivered(a))
+		return false;
+	if (a->q_unread && rg_audit_usable(a))
+		rg_audit_watch(a, rg_audit_now_ms());
+	return !a->q_unread;
+}
+
 int rg_audit_flush(struct rg_audit *a, int timeout_ms)
 {
-	if (!a)
+	if (!a || a->pid != getpid())
 		return -1;
 	int64_t deadline = rg_audit_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	int rc;
+	rg_audit_resolve_unlocked(a);
 	pthread_mutex_lock(&a->mu);
-	a->spool_maybe = a->spool_path != NULL; /* an explicit flush looks at the file */
-	for (;;) {
-		rc = rg_audit_drain(a, deadline) ? 0 : 1;
-		if (rc == 0 || rg_audit_now_ms() >= deadline)
-			break;
-		usleep(1000); /* target busy or gone: try again shortly */
-	}
-	if (rc == 0)
-		rg_audit_report_lost(a, true);
+	if (a->spool_path)
+		a->spool_maybe = true; /* an explicit flush looks at the file */
+	if (a->fd < 0)
+		a->retry_ms = 0; /* and tries the target at once */
 	pthread_mutex_unlock(&a->mu);
-	return rc;
+	return rg_audit_pump_until(a, deadline, rg_audit_done_delivering);
 }
 
 char *rg_audit_format(struct rg_audit *a, int severity, const char *event,
@@ -1101,6 +1683,7 @@ bad:
 	return -1;
 }
 
+
 struct rg_audit *rg_audit_new(const struct rg_audit_cfg *cfg, char *err, size_t errlen)
 {
 	struct rg_audit *a = calloc(1, sizeof *a);
@@ -1111,6 +1694,8 @@ struct rg_audit *rg_audit_new(const struct rg_audit_cfg *cfg, char *err, size_t 
 	a->fd = -1;
 	a->spool_fd = -1;
 	a->spool_max = RG_AUDIT_SPOOL_MAX_DEFAULT;
+	a->backoff_ms = RG_AUDIT_BACKOFF_MIN_MS;
+	a->pid = getpid();
 	if (pthread_mutex_init(&a->mu, NULL) != 0) {
 		free(a);
 		snprintf(err, errlen, "audit: cannot create a mutex");
@@ -1147,9 +1732,13 @@ struct rg_audit *rg_audit_new(const struct rg_audit_cfg *cfg, char *err, size_t 
 		snprintf(err, errlen, "audit: evt_ctx_init failed");
 		goto fail;
 	}
+	/* a name is resolved here (the configuration is being loaded) and in
+	 * rg_audit_flush(), never on a decision's path; until it resolves,
+	 * records go to the spool */
+	rg_audit_resolve(a);
 	return a;
 fail:
-	rg_audit_free(a);
+	rg_audit_free_wait(a, 0);
 	return NULL;
 }
 
@@ -1162,23 +1751,37 @@ void rg_audit_free_wait(struct rg_audit *a, int flush_ms)
 {
 	if (!a)
 		return;
-	if (a->ctx && flush_ms > 0 && rg_audit_spool_look(a))
-		rg_audit_flush(a, flush_ms);
-	if (a->ctx && a->lost > 0) {
-		/* the count of lost records dies with the sink: one last try to
-		 * put the audit.lost report somewhere (target, else spool), so
-		 * short-lived processes (rotagatectl) and replaced generations
-		 * report it too */
+	if (a->ctx && a->pid == getpid()) {
+		int64_t deadline = rg_audit_now_ms() + (flush_ms > 0 ? flush_ms : 0);
+		if (flush_ms > 0 && rg_audit_flush(a, flush_ms) == 0)
+			rg_audit_pump_until(a, deadline, rg_audit_done_reading);
 		pthread_mutex_lock(&a->mu);
-		rg_audit_report_lost(a, !rg_audit_spool_look(a));
+		rg_audit_watch(a, rg_audit_now_ms());
+		/* the count of lost records dies with the sink: the audit.lost
+		 * report goes where the rest goes (short-lived processes such as
+		 * rotagatectl, replaced generations) */
+		rg_audit_report_lost(a);
+		/* what is in memory and not safely with the receiver goes back to
+		 * the spool: everything not known read when the receiver is away,
+		 * else what was not written whole; then the backlog at the end */
+		struct rg_audit_rec *from = rg_audit_usable(a) ? a->q_next : a->q_unread;
+		if (from && rg_audit_spool_save(a, from) != 0) {
+			for (struct rg_audit_rec *r = from; r; r = r->next)
+				rg_audit_count_lost_range(a, 1, r->seq, r->seq);
+		}
+		rg_audit_backlog_spool(a);
 		pthread_mutex_unlock(&a->mu);
 	}
-	rg_audit_disconnect(a);
+	if (a->fd >= 0)
+		close(a->fd);
 	rg_audit_spool_close(a);
+	rg_audit_list_free(a, a->q_head);
+	rg_audit_list_free(a, a->b_head);
 	if (a->ctx)
 		evt_ctx_free(a->ctx);
 	if (a->ai)
 		freeaddrinfo(a->ai);
+	free(a->rbuf);
 	free(a->host);
 	free(a->port);
 	free(a->spool_dir);

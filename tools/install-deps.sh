@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkgconf
 libldap2-dev libconfuse-dev syslog-ng-dev libglib2.0-dev liblmdb-dev libpam0g-dev
 libjson-c-dev check
-slapd ldap-utils syslog-ng-core lmdb-utils openssl gnutls-bin python3 tzdata"
+slapd ldap-utils syslog-ng-core syslog-ng-mod-python lmdb-utils openssl gnutls-bin python3 tzdata"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive

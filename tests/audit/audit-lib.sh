@@ -9,12 +9,20 @@
 #   ra_driver_stop          quit the driver and wait for it
 #   ra_check ARGS...        run check-records.py on $RG_SYSLOG_JSON
 #   ra_fail MSG             fail loudly
+#   ra_slapd_start          also start the throwaway slapd (tests/fixtures/slapd.sh,
+#                           tests/fixtures/directory.ldif) in $RA_T/slapd
+#   ra_decide_config FILE TARGET FORMAT DIR   write a config for tests/audit/decide-driver:
+#                           site hq as in tests/fixtures/lib.sh (Europe/London), with
+#                           capacity 4, of which 1 reserved for exempt staff,
+#                           ledger DIR/ledger, audit spool DIR/spool
+#   ra_syslog_kill          SIGKILL syslog-ng (rg_syslog_start restarts it)
 
 set -u
 : "${top_srcdir:?}" "${top_builddir:?}"
 . "$top_srcdir/tests/fixtures/syslog-ng.sh"
 
 RA_DRIVER=$top_builddir/tests/audit/audit-driver
+RA_DECIDE=$top_builddir/tests/audit/decide-driver
 RA_CHECK=$top_srcdir/tests/audit/check-records.py
 
 ra_fail() {
@@ -29,6 +37,7 @@ ra__cleanup() {
 		wait "$RA_DRIVER_PID" 2>/dev/null
 	fi
 	rg_syslog_stop "$RA_T/sng" >/dev/null 2>&1
+	[ -n "${RA_SLAPD:-}" ] && rg_slapd_stop "$RA_T/slapd" >/dev/null 2>&1
 	if [ $_ra_rc -ne 0 ] || [ -n "${RG_KEEP:-}" ]; then
 		echo "test files kept in $RA_T" >&2
 		[ -f "$RA_T/driver.err" ] && sed 's/^/driver: /' "$RA_T/driver.err" >&2
@@ -76,4 +85,62 @@ ra_driver_stop() {
 
 ra_check() {
 	python3 "$RA_CHECK" "$RG_SYSLOG_JSON" "$@"
+}
+
+ra_slapd_start() {
+	[ -x "${SLAPD:-/usr/sbin/slapd}" ] || { echo "slapd missing" >&2; exit 77; }
+	. "$top_srcdir/tests/fixtures/slapd.sh"
+	RA_SLAPD=1
+	rg_slapd_start "$RA_T/slapd" || ra_fail "slapd fixture did not start"
+}
+
+ra_decide_config() { # FILE TARGET FORMAT DIR
+	mkdir -p -m 700 "$4/ledger" || ra_fail "mkdir $4/ledger"
+	cat >"$1" <<CONF
+# written by tests/audit/audit-lib.sh
+directory {
+  uri = "$RG_LDAP_URI"
+  base = "dc=example,dc=org"
+  user-filter = "(&(objectClass=inetOrgPerson)(uid=%u))"
+  membership = member
+  timeout = 2
+  tls = none
+}
+ledger {
+  backend = lmdb
+  path = "$4/ledger"
+}
+audit {
+  target = "$2"
+  format = $3
+  facility = authpriv
+  ident = "rotagate"
+  spool = "$4/spool"
+}
+site "hq" {
+  timezone = "Europe/London"
+  capacity = 4
+  reserved = 1
+  doors = { "main-entrance", "side-gate" }
+  rota "team-a" {
+    group = "cn=rota-team-a,ou=groups,dc=example,dc=org"
+    days = { mon, wed, fri }
+  }
+  rota "team-b" {
+    group = "cn=rota-team-b,ou=groups,dc=example,dc=org"
+    days = { tue, thu }
+  }
+  exempt "estates" { group = "cn=facilities,ou=groups,dc=example,dc=org" }
+  deny "isolating" { group = "cn=self-isolating,ou=groups,dc=example,dc=org" }
+}
+CONF
+}
+
+ra_syslog_kill() {
+	[ -f "$RA_T/sng/fixture.pid" ] || return 0
+	_ra_sng=$(cat "$RA_T/sng/fixture.pid")
+	rm -f "$RA_T/sng/fixture.pid"
+	kill -KILL "$_ra_sng" 2>/dev/null
+	wait "$_ra_sng" 2>/dev/null
+	return 0
 }

@@ -3,12 +3,42 @@
 
 check-records.py AUDIT_JSON --pid PID [--records N] [--replayed K]
                  [--hostile HEX] [--format rfc3164|rfc5424]
+                 [--decisions FILE [--reasons R1,R2,...] [--capacity K]]
+                 [--results FILE --stopped T1,T2 [--dup-window-ms W]] [--replayed-sum S]
 
 For every record of process PID: the fields parsed into rotagate.*, seq
 strictly increasing in arrival order with no gap and no repeat, pid matches.
 --records N: exactly N test.record records, (thread, i) pairs complete, each once.
 --replayed K: an audit.replayed with count >= K (records queued behind the
               spooled ones while it drained count too); 0: there is none.
+--replayed-sum S: the counts of all audit.replayed records of PID add up to
+              at least S and at most S + their number (an audit.replayed
+              that had to wait in the spool itself is counted by the next).
+--decisions FILE: FILE is tests/audit/decide-driver's output.  The access.*
+              records of PID and the driver's decisions match one to one
+              (by `at`, unique per decision): same user (unescaped: the
+              bytes sent), door, verdict, reason, site, rule, occupancy,
+              capacity, date, degraded, data_age, latency_us, config_sha;
+              event and PRIORITY follow the verdict; every decision field
+              is present; each driver thread's records arrive in the
+              order it decided them; the only other events are one
+              config.loaded (the first record) and audit.replayed.
+  --reasons R1,...: each of these reasons occurs among the decisions.
+  --capacity K: no one took a place (GRANT rota-day or exempt) twice,
+              at most K did, and no decision reports an occupancy above K.
+--results FILE --stopped T1,T2 [--dup-window-ms W]: for a run during which
+              syslog-ng went away and came back (at-least-once delivery):
+              FILE holds audit-driver's "i rc start end" lines (rc 0
+              delivered, 1 spooled; times CLOCK_MONOTONIC us); syslog-ng was
+              sent its signal at T1 and was gone at T2 (us, same clock).  A
+              record may arrive twice (sent again because syslog-ng may not
+              have written it before it went away), but only as an exact
+              copy (the same JSON line) of its first arrival, and only if
+              its seq lies among those of the records emitted between
+              T1 - W ms (default 1000) and T2.  Later copies are dropped,
+              then every check above applies to what remains: seq
+              contiguous and increasing in arrival order, every record
+              there (nothing lost).  The number of duplicates is printed.
 --wait SECONDS: re-read the file until the checks pass or SECONDS pass.
 --hostile HEX: exactly one test.hostile record whose user renders the bytes HEX
                safely (no quote, backslash or control character except in \\xHH
@@ -44,6 +74,130 @@ def unescape(s):
     return bytes(out)
 
 
+DECISION_FIELDS = ("event", "seq", "pid", "config_sha", "user", "door", "site", "rule",
+                   "verdict", "reason", "occupancy", "capacity", "degraded", "data_age",
+                   "latency_us", "at", "date", "dry_run")
+DRIVER_COLUMNS = ("i", "thread", "user_hex", "door", "at", "verdict", "reason", "site", "rule",
+                  "occupancy", "capacity", "date", "degraded", "data_age", "latency_us",
+                  "config_sha", "call_us", "offcpu_us")
+EVENT_OF = {"GRANT": ("access.granted", "info"), "DENY": ("access.denied", "notice"),
+            "ERROR": ("access.error", "err")}
+
+
+def read_decisions(path):
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("pid ") or line.startswith("done "):
+                continue
+            cols = line.split("\t")
+            if len(cols) != len(DRIVER_COLUMNS):
+                fail("bad driver line: %r" % line)
+            out.append(dict(zip(DRIVER_COLUMNS, cols)))
+    if not out:
+        fail("no decisions in %s" % path)
+    return out
+
+
+def check_decisions(recs, opts):
+    """recs: [(obj, rg)] of one pid in arrival order."""
+    want = read_decisions(opts["decisions"])
+    access = [(k, obj, rg) for k, (obj, rg) in enumerate(recs)
+              if rg.get("event", "").startswith("access.")]
+    others = [rg for _, rg in recs if not rg.get("event", "").startswith("access.")]
+    for rg in others:
+        if rg["event"] not in ("config.loaded", "audit.replayed"):
+            fail("unexpected record: %s" % rg)
+    loaded = [rg for rg in others if rg["event"] == "config.loaded"]
+    if len(loaded) != 1 or recs[0][1]["event"] != "config.loaded":
+        fail("expected one config.loaded, first: %s" % loaded)
+    by_at = {}
+    for k, obj, rg in access:
+        missing = [f for f in DECISION_FIELDS if f not in rg]
+        if missing:
+            fail("decision record without %s: %s" % (missing, rg))
+        if rg["at"] in by_at:
+            fail("two records for the decision at %s:\n %s\n %s" % (rg["at"], by_at[rg["at"]][2], rg))
+        by_at[rg["at"]] = (k, obj, rg)
+    if len(access) != len(want):
+        fail("%d access.* records for %d decisions" % (len(access), len(want)))
+    last_seq = {}
+    for d in want:
+        got = by_at.get(d["at"])
+        if got is None:
+            fail("no record for decision %s" % d)
+        _, obj, rg = got
+        if unescape(rg["user"]) != bytes.fromhex(d["user_hex"]):
+            fail("user %r in the record, %r decided" % (rg["user"], bytes.fromhex(d["user_hex"])))
+        for f in ("door", "verdict", "reason", "site", "rule", "occupancy", "capacity", "date",
+                  "degraded", "data_age", "latency_us", "config_sha"):
+            if rg[f] != d[f]:
+                fail("%s: %r in the record, %r decided: %s / %s" % (f, rg[f], d[f], rg, d))
+        event, prio = EVENT_OF[d["verdict"]]
+        if rg["event"] != event or obj.get("PRIORITY") != prio or rg["dry_run"] != "0":
+            fail("event/priority/dry_run do not fit %s: %s" % (d["verdict"], obj))
+        seq = int(rg["seq"])
+        if seq <= last_seq.get(d["thread"], 0):
+            fail("thread %s: decision %s (seq %d) recorded before an earlier one (seq %d)" %
+                 (d["thread"], d["i"], seq, last_seq[d["thread"]]))
+        last_seq[d["thread"]] = seq
+    mix = {}
+    for d in want:
+        mix[(d["verdict"], d["reason"])] = mix.get((d["verdict"], d["reason"]), 0) + 1
+    for r in filter(None, opts.get("reasons", "").split(",")):
+        if not any(reason == r for _, reason in mix):
+            fail("no decision with reason %s; the mix was %s" % (r, mix))
+    if "capacity" in opts:
+        cap = int(opts["capacity"])
+        firsts = [bytes.fromhex(d["user_hex"]) for d in want
+                  if d["verdict"] == "GRANT" and d["reason"] in ("rota-day", "exempt")]
+        if len(firsts) > cap or len(set(firsts)) != len(firsts):
+            fail("places taken by %s, capacity %d" % (firsts, cap))
+        if max(int(d["occupancy"]) for d in want) > cap:
+            fail("an occupancy above the capacity %d" % cap)
+    return " ".join("%s/%s=%d" % (v, r, n) for (v, r), n in sorted(mix.items()))
+
+
+def drop_duplicates(recs, opts):
+    """recs: [(obj, rg, line)] of one pid in arrival order.  Returns the
+    records without later copies, and the copies."""
+    results = {}
+    with open(opts["results"], encoding="utf-8") as f:
+        for line in f:
+            i, rc, t0, t1 = line.split()
+            results[i] = (int(rc), int(t0), int(t1))
+    bad = [i for i, r in results.items() if r[0] not in (0, 1)]
+    if bad:
+        fail("records lost by the sender itself: %s" % bad[:10])
+    t_signal, t_gone = (int(t) for t in opts["stopped"].split(","))
+    window = int(opts.get("dup-window-ms", "1000")) * 1000
+    first, kept, dups = {}, [], []
+    for obj, rg, line in recs:
+        seq = int(rg["seq"])
+        if seq in first:
+            if first[seq] != line:
+                fail("seq %d arrived twice, and the copies differ:\n %s\n %s" %
+                     (seq, first[seq].strip(), line.strip()))
+            dups.append(rg)
+            continue
+        first[seq] = line
+        kept.append((obj, rg, line))
+    if dups:
+        # the seqs of the records emitted shortly before syslog-ng went away
+        near = [int(rg["seq"]) for _, rg, _ in kept if rg["event"] == "test.record" and
+                rg["i"] in results and t_signal - window <= results[rg["i"]][1] <= t_gone]
+        if not near:
+            fail("%d records arrived twice, none emitted shortly before syslog-ng went "
+                 "away: %s" % (len(dups), dups[:3]))
+        lo, hi = min(near), max(near)
+        far = [rg for rg in dups if not lo <= int(rg["seq"]) <= hi]
+        if far:
+            fail("records arrived twice that were not sent shortly before syslog-ng went "
+                 "away (seq %d..%d): %s" % (lo, hi, far[:5]))
+    return kept, dups
+
+
 def check(path, opts):
     pid = opts["pid"]
     recs = []
@@ -57,9 +211,13 @@ def check(path, opts):
             if not isinstance(rg, dict):
                 fail("line %d has no rotagate fields: %s" % (n, line.strip()))
             if rg.get("pid") == pid:
-                recs.append((obj, rg))
+                recs.append((obj, rg, line))
     if not recs:
         fail("no record from pid %s in %s" % (pid, path))
+    dups = []
+    if "stopped" in opts:
+        recs, dups = drop_duplicates(recs, opts)
+    recs = [(obj, rg) for obj, rg, _ in recs]
 
     # seq: 1..M in arrival order, none twice, none missing
     seqs = [int(rg["seq"]) for _, rg in recs]
@@ -107,6 +265,17 @@ def check(path, opts):
             if not any(int(rg.get("count", "0")) >= want for _, rg in rp):
                 fail("expected an audit.replayed with count >= %d, got %s" % (want, rp))
 
+    if "replayed-sum" in opts:
+        want = int(opts["replayed-sum"])
+        rp = [int(rg.get("count", "0")) for _, rg in recs if rg["event"] == "audit.replayed"]
+        if not want <= sum(rp) <= want + len(rp):
+            fail("audit.replayed counts %s, expected them to add up to %d (+ at most %d)" %
+                 (rp, want, len(rp)))
+
+    mix = ""
+    if "decisions" in opts:
+        mix = "; " + check_decisions(recs, opts)
+
     if "hostile" in opts:
         raw = bytes.fromhex(opts["hostile"])
         hs = [rg for _, rg in recs if rg["event"] == "test.hostile"]
@@ -122,7 +291,12 @@ def check(path, opts):
         if unescape(rg["user"]) != raw:
             fail("user rendering is ambiguous: %r -> %r, sent %r" %
                  (rg["user"], unescape(rg["user"]), raw))
-    return "ok: %d records from pid %s, seq %d..%d" % (len(recs), pid, seqs[0], seqs[-1])
+    dup = ""
+    if "stopped" in opts:
+        dup = "; every record there, %d arrived twice%s" % (
+            len(dups), " (seq %s..%s)" % (dups[0]["seq"], dups[-1]["seq"]) if dups else "")
+    return "ok: %d records from pid %s, seq %d..%d%s%s" % (
+        len(recs), pid, seqs[0], seqs[-1], dup, mix)
 
 
 def main(argv):

@@ -1,11 +1,22 @@
 /*
  * test_audit.c - unit tests of plugin/audit.c: sanitising, record layout
  * (rfc3164 and rfc5424), delivery to a socket the test reads itself, the
- * spool (order, audit.replayed, the cap) and target parsing.
+ * spool (order, audit.replayed, the cap), target parsing, targets that
+ * stop reading (every emit returns promptly, the rest is spooled and later
+ * replayed in order), and receivers that go away with records unread (sent
+ * again, in order, once a new receiver is there: at-least-once).
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -258,10 +270,16 @@ START_TEST(test_spooled_records_are_replayed_in_order_before_new_ones)
 	ck_assert_int_eq(stat(spool, &st), 0);
 	ck_assert_int_eq(st.st_mode & 0777, 0700);
 
-	/* listener back: the 5 come first, in order, then audit.replayed, then the new one */
+	/* listener back: the 5 come first, in order, and the new one after them.
+	 * The delivery thread replays the spool in the background: the new
+	 * record was either queued behind the 5 (1: then one audit.replayed
+	 * counts all 6 after it) or, if the thread had emptied the spool
+	 * already, sent at once (0: after the audit.replayed for the 5). */
 	int fd = dgram_listen(path);
 	struct rg_kv kv[] = { { "n", "new" } };
-	ck_assert_int_eq(rg_audit_emit(a, LOG_INFO, "test.up", kv, 1), 0);
+	int rc = rg_audit_emit(a, LOG_INFO, "test.up", kv, 1);
+	ck_assert_msg(rc == 0 || rc == 1, "rc %d", rc);
+	ck_assert_int_eq(rg_audit_flush(a, 5000), 0);
 	for (int i = 0; i < 5; i++) {
 		char *r = dgram_read(fd);
 		ck_assert_ptr_nonnull(r);
@@ -272,11 +290,18 @@ START_TEST(test_spooled_records_are_replayed_in_order_before_new_ones)
 	}
 	char *r = dgram_read(fd);
 	ck_assert_ptr_nonnull(r);
+	if (rc == 1) {
+		ck_assert_msg(strstr(r, "test.up;") != NULL, "%s", r);
+		r = dgram_read(fd);
+		ck_assert_ptr_nonnull(r);
+	}
 	ck_assert_msg(strstr(r, "audit.replayed;") != NULL, "%s", r);
-	ck_assert_str_eq(field(r, "count", v, sizeof v), "5");
-	r = dgram_read(fd);
-	ck_assert_ptr_nonnull(r);
-	ck_assert_msg(strstr(r, "test.up;") != NULL, "%s", r);
+	ck_assert_str_eq(field(r, "count", v, sizeof v), rc == 1 ? "6" : "5");
+	if (rc == 0) {
+		r = dgram_read(fd);
+		ck_assert_ptr_nonnull(r);
+		ck_assert_msg(strstr(r, "test.up;") != NULL, "%s", r);
+	}
 	ck_assert_ptr_null(dgram_read(fd));
 	close(fd);
 	rg_audit_free(a);
@@ -306,8 +331,11 @@ START_TEST(test_full_spool_loses_with_a_clear_error_and_reports_the_loss)
 	rg_audit_last_error(a, err, sizeof err);
 	ck_assert_msg(strstr(err, "spool") && strstr(err, "full"), "%s", err);
 
-	/* once the target is back: spooled records, audit.replayed, then audit.lost */
+	/* once the target is back: spooled records, audit.replayed, then
+	 * audit.lost (the delivery thread replays; flush waits for it); then a
+	 * new record goes straight out */
 	int fd = dgram_listen(path);
+	ck_assert_int_eq(rg_audit_flush(a, 5000), 0);
 	ck_assert_int_eq(rg_audit_emit(a, LOG_INFO, "test.up", NULL, 0), 0);
 	char *r;
 	int seen_lost = 0;
@@ -321,6 +349,586 @@ START_TEST(test_full_spool_loses_with_a_clear_error_and_reports_the_loss)
 	}
 	ck_assert_int_eq(seen_lost, 1);
 	close(fd);
+	rg_audit_free(a);
+	rm_tmpdir();
+}
+END_TEST
+
+/* ---- a target that stops reading: emit stays prompt, the rest waits in
+ *      the spool and is replayed in order once the target reads again ---- */
+
+static int emit_q(struct rg_audit *a, int n);
+
+/* rg_audit_emit() never waits for the target: no sleep, no poll() with a
+ * timeout.  The test binary interposes the calls the sink could wait in
+ * and counts those made with a wait while `watching` is set on the calling
+ * thread (behaviour, not timing: a slow machine cannot make it fail, a
+ * sink that waits for room always does). */
+static _Thread_local bool watching;
+static atomic_int waits;
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	static int (*real)(struct pollfd *, nfds_t, int);
+	if (!real)
+		real = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT, "poll");
+	if (watching && timeout != 0)
+		atomic_fetch_add(&waits, 1);
+	return real(fds, n, timeout);
+}
+
+int usleep(useconds_t us)
+{
+	static int (*real)(useconds_t);
+	if (!real)
+		real = (int (*)(useconds_t))dlsym(RTLD_NEXT, "usleep");
+	if (watching && us > 0)
+		atomic_fetch_add(&waits, 1);
+	return real(us);
+}
+
+int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+	static int (*real)(const struct timespec *, struct timespec *);
+	if (!real)
+		real = (int (*)(const struct timespec *, struct timespec *))dlsym(RTLD_NEXT,
+										  "nanosleep");
+	if (watching)
+		atomic_fetch_add(&waits, 1);
+	return real(req, rem);
+}
+
+static int stream_listen(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	ck_assert_uint_lt(strlen(path), sizeof sa.sun_path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	return fd;
+}
+
+static int tcp_listen(int *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	/* a short queue: a sink that gives up a full connection for a new one
+	 * soon finds no more room there either */
+	ck_assert_int_eq(listen(fd, 1), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* Reads everything the target receives, in a thread of its own, once it is
+ * started: connections accepted from `lfd` (stream) or datagrams from `fd`.
+ * Datagrams are stored one per line; streams as received. */
+struct reader {
+	int lfd, fd;    /* listening socket (-1 for datagrams), socket to read */
+	bool dgram;
+	pthread_t tid;
+	pthread_mutex_t mu;
+	char *buf;
+	size_t len, cap;
+	int conns;      /* connections accepted */
+	bool stop;
+};
+
+#define RB_CONN '\001' /* between what two connections brought (never in a record) */
+
+static void reader_add(struct reader *r, const char *p, size_t n)
+{
+	pthread_mutex_lock(&r->mu);
+	if (r->len + n + 1 > r->cap) {
+		r->cap = (r->len + n + 1) * 2;
+		r->buf = realloc(r->buf, r->cap);
+		ck_assert_ptr_nonnull(r->buf);
+	}
+	memcpy(r->buf + r->len, p, n);
+	r->len += n;
+	r->buf[r->len] = '\0';
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Take a new connection, if one waits.  The sink only reconnects after it
+ * closed the old one: what the old one still holds is read first. */
+static void reader_accept(struct reader *r)
+{
+	char buf[65536];
+	int c;
+	while (r->lfd >= 0 && (c = accept4(r->lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+		if (r->fd >= 0) {
+			ssize_t n;
+			while ((n = recv(r->fd, buf, sizeof buf, MSG_DONTWAIT)) != 0) {
+				if (n > 0)
+					reader_add(r, buf, (size_t)n);
+				else if (errno != EAGAIN && errno != EINTR)
+					break;
+				else
+					usleep(1000);
+			}
+			close(r->fd);
+		}
+		if (r->conns++ > 0)
+			reader_add(r, "\001", 1);
+		r->fd = c;
+	}
+}
+
+static void *reader_run(void *arg)
+{
+	struct reader *r = arg;
+	char buf[65536];
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		bool stop = r->stop;
+		pthread_mutex_unlock(&r->mu);
+		reader_accept(r);
+		ssize_t n = r->fd >= 0 ? recv(r->fd, buf, sizeof buf, MSG_DONTWAIT) : -1;
+		if (n > 0) {
+			reader_add(r, buf, (size_t)n);
+			if (r->dgram)
+				reader_add(r, "\n", 1);
+			continue;
+		}
+		if (stop)
+			break;
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static void reader_init(struct reader *r, int lfd, int fd, bool dgram)
+{
+	memset(r, 0, sizeof *r);
+	r->lfd = lfd;
+	r->fd = fd;
+	r->dgram = dgram;
+	pthread_mutex_init(&r->mu, NULL);
+	if (lfd >= 0)
+		ck_assert_int_eq(fcntl(lfd, F_SETFL, O_NONBLOCK), 0);
+}
+
+static void reader_start(struct reader *r)
+{
+	ck_assert_int_eq(pthread_create(&r->tid, NULL, reader_run, r), 0);
+}
+
+/* wait until the text received contains `needle` (or timeout_ms pass) */
+static bool reader_wait_for(struct reader *r, const char *needle, int timeout_ms)
+{
+	int64_t end = mono_us() + (int64_t)timeout_ms * 1000;
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		bool found = r->buf && strstr(r->buf, needle);
+		pthread_mutex_unlock(&r->mu);
+		if (found)
+			return true;
+		if (mono_us() > end)
+			return false;
+		usleep(2000);
+	}
+}
+
+static void reader_stop(struct reader *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->tid, NULL);
+	if (r->fd >= 0 && r->fd != r->lfd)
+		close(r->fd);
+	pthread_mutex_destroy(&r->mu);
+}
+
+struct fill_result {
+	int delivered;  /* emits that returned 0 before the first spooled one */
+	int spooled;    /* emits that returned 1 */
+	int total;      /* emits */
+};
+
+/* Emit test.fill records (n = 0, 1, ...; a padding field makes them about
+ * 500 bytes) until the target stops taking them, then `extra` more.  No
+ * call may wait (see `watching`).  Every record must be delivered or
+ * spooled. */
+static struct fill_result fill(struct rg_audit *a, int extra, int max_records)
+{
+	struct fill_result fr = { 0 };
+	char pad[401], n_s[16];
+	memset(pad, 'p', sizeof pad - 1);
+	pad[sizeof pad - 1] = '\0';
+	for (int n = 0; n < max_records; n++) {
+		snprintf(n_s, sizeof n_s, "%d", n);
+		struct rg_kv kv[] = { { "n", n_s }, { "pad", pad } };
+		int w0 = atomic_load(&waits);
+		watching = true;
+		int rc = rg_audit_emit(a, LOG_INFO, "test.fill", kv, 2);
+		watching = false;
+		fr.total++;
+		/* fail at the first wait: that is the finding */
+		ck_assert_msg(atomic_load(&waits) == w0,
+			      "rg_audit_emit of record %d waited (%d delivered, %d spooled before it)",
+			      n, fr.delivered, fr.spooled);
+		ck_assert_msg(rc == 0 || rc == 1, "record %d: rc %d", n, rc);
+		/* a record sent after spooled ones is fine: a later call emptied
+		 * the spool meanwhile (the order is checked at the target) */
+		if (rc == 0 && fr.spooled == 0)
+			fr.delivered++;
+		else if (rc == 1 && ++fr.spooled > extra)
+			break;
+	}
+	return fr;
+}
+
+/* The records `text` holds (one per line; tcp frames "LEN SP MSG" are
+ * unframed first; RB_CONN separates connections): seq contiguous in order;
+ * test.fill n = 0..total-1 in order; audit.replayed records wherever the
+ * spool was emptied (the delivery thread replays whenever the target takes
+ * records again), their counts adding up to the `spooled` records (and at
+ * most the audit.replayed records and test.after themselves besides); the
+ * test.after record after every test.fill.  A tcp frame cut short by the
+ * end of its connection is skipped, as syslog-ng drops it; a unix stream
+ * line cut short is an error: syslog-ng would log the fragment as a record
+ * of its own. */
+static void check_replayed_stream(const char *text, bool octets, int total, int spooled)
+{
+	char v[64];
+	unsigned long prev_seq = 0;
+	int next_n = 0, seen_replayed = 0, sum_replayed = 0, seen_after = 0;
+	const char *p = text;
+	while (*p) {
+		const char *end;
+		size_t len;
+		if (*p == RB_CONN) {
+			p++;
+			continue;
+		}
+		const char *conn_end = strchr(p, RB_CONN);
+		size_t left = conn_end ? (size_t)(conn_end - p) : strlen(p);
+		if (octets) {
+			char *sp;
+			unsigned long flen = strtoul(p, &sp, 10);
+			ck_assert_msg(sp != p && *sp == ' ', "bad frame at %.40s", p);
+			if ((size_t)(sp + 1 - p) + flen > left) {
+				ck_assert_msg(conn_end != NULL, "torn frame at the end: %.60s", p);
+				p = conn_end; /* the connection ended within the frame */
+				continue;
+			}
+			p = sp + 1;
+			len = flen;
+			end = p + len;
+		} else {
+			end = memchr(p, '\n', left);
+			ck_assert_msg(end != NULL, "torn record: %.60s", p);
+			len = (size_t)(end - p);
+			end++;
+		}
+		char *rec = strndup(p, len);
+		ck_assert_ptr_nonnull(field(rec, "seq", v, sizeof v));
+		unsigned long seq = strtoul(v, NULL, 10);
+		ck_assert_msg(prev_seq == 0 || seq == prev_seq + 1, "seq %lu after %lu: %s", seq,
+			      prev_seq, rec);
+		prev_seq = seq;
+		if (strstr(rec, ": test.fill;")) {
+			ck_assert_msg(!seen_after, "test.fill after test.after: %.120s", rec);
+			ck_assert_int_eq(atoi(field(rec, "n", v, sizeof v)), next_n);
+			next_n++;
+		} else if (strstr(rec, ": audit.replayed;")) {
+			sum_replayed += atoi(field(rec, "count", v, sizeof v));
+			seen_replayed++;
+		} else if (strstr(rec, ": test.after;")) {
+			ck_assert_msg(!seen_after, "test.after twice: %s", rec);
+			seen_after = 1;
+		} else {
+			ck_abort_msg("unexpected record: %s", rec);
+		}
+		free(rec);
+		p = end;
+	}
+	ck_assert_int_eq(next_n, total);
+	ck_assert_int_ge(seen_replayed, 1);
+	ck_assert_msg(sum_replayed >= spooled && sum_replayed <= spooled + seen_replayed + 1,
+		      "audit.replayed counts add up to %d, %d records were spooled", sum_replayed,
+		      spooled);
+	ck_assert_int_eq(seen_after, 1);
+}
+
+/* Once the spool is empty (flushed), a new record goes straight out, unless
+ * the target, reading again, still has its socket full at that moment (a
+ * datagram receiver's queue holds 10 or so): then it is spooled, and the
+ * next flush sends it. */
+static void emit_after(struct rg_audit *a)
+{
+	int rc = rg_audit_emit(a, LOG_INFO, "test.after", NULL, 0);
+	ck_assert_msg(rc == 0 || rc == 1, "test.after: rc %d", rc);
+	if (rc == 1)
+		ck_assert_int_eq(rg_audit_flush(a, 10000), 0);
+}
+
+/* A unix stream target that accepts and never reads: once the socket is
+ * full, records go to the spool, and no emit waits for long. */
+START_TEST(test_stream_target_that_stops_reading_never_holds_up_emit)
+{
+	mk_tmpdir();
+	char path[128], target[140], spool[128], sp[160];
+	snprintf(path, sizeof path, "%s/stream.sock", tmpdir);
+	snprintf(target, sizeof target, "unix:%s", path);
+	snprintf(spool, sizeof spool, "%s/spool", tmpdir);
+	int lfd = stream_listen(path);
+	struct rg_audit *a = sink(target, RG_AUDIT_RFC3164, spool);
+
+	struct fill_result fr = fill(a, 50, 200000);
+	ck_assert_msg(fr.spooled == 51, "the socket never filled up (%d delivered)", fr.delivered);
+	ck_assert_int_gt(fr.delivered, 0);
+	struct stat st;
+	snprintf(sp, sizeof sp, "%s/audit.spool", spool);
+	ck_assert_int_eq(stat(sp, &st), 0);
+	ck_assert_int_gt(st.st_size, 51 * 400);
+
+	/* the target reads again: the spool drains in order, then new records */
+	struct reader r;
+	reader_init(&r, lfd, -1, false);
+	reader_start(&r);
+	ck_assert_int_eq(rg_audit_flush(a, 10000), 0);
+	emit_after(a);
+	ck_assert(reader_wait_for(&r, ": test.after;", 10000));
+	reader_stop(&r);
+	check_replayed_stream(r.buf, false, fr.total, fr.spooled);
+	free(r.buf);
+	close(lfd);
+	rg_audit_free(a);
+	rm_tmpdir();
+}
+END_TEST
+
+/* The same over tcp (RFC 6587 octet counting), where a full socket can
+ * take half a record. */
+START_TEST(test_tcp_target_that_stops_reading_never_holds_up_emit)
+{
+	mk_tmpdir();
+	char target[64], spool[128];
+	int port;
+	int lfd = tcp_listen(&port);
+	snprintf(target, sizeof target, "tcp:127.0.0.1:%d", port);
+	snprintf(spool, sizeof spool, "%s/spool", tmpdir);
+	struct rg_audit *a = sink(target, RG_AUDIT_RFC3164, spool);
+
+	struct fill_result fr = fill(a, 50, 200000);
+	ck_assert_msg(fr.spooled == 51, "the socket never filled up (%d delivered)", fr.delivered);
+	ck_assert_int_gt(fr.delivered, 0);
+
+	struct reader r;
+	reader_init(&r, lfd, -1, false);
+	reader_start(&r);
+	ck_assert_int_eq(rg_audit_flush(a, 10000), 0);
+	emit_after(a);
+	ck_assert(reader_wait_for(&r, ": test.after;", 10000));
+	reader_stop(&r);
+	check_replayed_stream(r.buf, true, fr.total, fr.spooled);
+	free(r.buf);
+	close(lfd);
+	rg_audit_free(a);
+	rm_tmpdir();
+}
+END_TEST
+
+/* The interposition does see the sink's waits: emit to a target that is
+ * not there spools without waiting, a flush waits for it to come back. */
+START_TEST(test_emit_to_an_absent_target_does_not_wait_and_flush_does)
+{
+	mk_tmpdir();
+	char target[140], spool[128];
+	snprintf(target, sizeof target, "unix:%s/nobody-listens", tmpdir);
+	snprintf(spool, sizeof spool, "%s/spool", tmpdir);
+	struct rg_audit *a = sink(target, RG_AUDIT_RFC3164, spool);
+	int w0 = atomic_load(&waits);
+	watching = true;
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(emit_q(a, i), 1);
+	int w1 = atomic_load(&waits);
+	ck_assert_int_eq(rg_audit_flush(a, 20), 1);
+	watching = false;
+	ck_assert_int_eq(w1, w0);
+	ck_assert_int_gt(atomic_load(&waits), w1);
+	rg_audit_free_wait(a, 0);
+	rm_tmpdir();
+}
+END_TEST
+
+/* A datagram target whose receive queue is full (nobody reads /dev/log):
+ * the same promptness, spool and order. */
+START_TEST(test_datagram_target_with_a_full_queue_never_holds_up_emit)
+{
+	mk_tmpdir();
+	char path[128], target[140], spool[128];
+	snprintf(path, sizeof path, "%s/dgram.sock", tmpdir);
+	snprintf(target, sizeof target, "unix:%s", path);
+	snprintf(spool, sizeof spool, "%s/spool", tmpdir);
+	int fd = dgram_listen(path);
+	struct rg_audit *a = sink(target, RG_AUDIT_RFC3164, spool);
+
+	struct fill_result fr = fill(a, 50, 200000);
+	ck_assert_msg(fr.spooled == 51, "the queue never filled up (%d delivered)", fr.delivered);
+	ck_assert_int_gt(fr.delivered, 0);
+
+	struct reader r;
+	reader_init(&r, -1, fd, true);
+	reader_start(&r);
+	ck_assert_int_eq(rg_audit_flush(a, 10000), 0);
+	emit_after(a);
+	ck_assert(reader_wait_for(&r, ": test.after;", 10000));
+	reader_stop(&r);
+	check_replayed_stream(r.buf, false, fr.total, fr.spooled);
+	free(r.buf);
+	close(fd);
+	rg_audit_free(a);
+	rm_tmpdir();
+}
+END_TEST
+
+/* ---- at-least-once: a receiver that goes away with records unread ---- */
+
+static int emit_q(struct rg_audit *a, int n)
+{
+	char n_s[16];
+	snprintf(n_s, sizeof n_s, "%d", n);
+	struct rg_kv kv[] = { { "n", n_s } };
+	return rg_audit_emit(a, LOG_INFO, "test.q", kv, 1);
+}
+
+/* n of a test.q record, -1 for another record */
+static int rec_n(const char *rec)
+{
+	char v[32];
+	if (!strstr(rec, ": test.q;") || !field(rec, "n", v, sizeof v))
+		return -1;
+	return atoi(v);
+}
+
+/* The records (one per line) a receiver got after the sink reconnected:
+ * test.q n = first, first + 1, ... up to last, in order; nothing else but
+ * audit.replayed. */
+static void check_resent(const char *text, int first, int last)
+{
+	int want = first;
+	for (const char *p = text; *p;) {
+		const char *nl = strchr(p, '\n');
+		ck_assert_msg(nl != NULL, "torn record: %.60s", p);
+		char *rec = strndup(p, (size_t)(nl - p));
+		int n = rec_n(rec);
+		if (n < 0)
+			ck_assert_msg(strstr(rec, ": audit.replayed;") != NULL, "unexpected: %s", rec);
+		else
+			ck_assert_msg(n == want, "test.q n=%d where n=%d was due: %s", n, want, rec);
+		want += n >= 0;
+		free(rec);
+		p = nl + 1;
+	}
+	ck_assert_msg(want == last + 1, "records %d..%d missing", want, last);
+}
+
+/* Records 0..7 sent to a datagram receiver that reads 0..2 and is then
+ * closed (syslog-ng stopped: 3..7 thrown away unread).  The sink notices,
+ * and once a new receiver is bound to the same path it sends 3..7 again,
+ * before the records that came meanwhile (8..11, spooled).  0..2, known
+ * read long enough ago, are not sent again. */
+START_TEST(test_datagram_receiver_gone_with_records_unread_gets_them_again)
+{
+	mk_tmpdir();
+	char path[128], target[140], spool[128];
+	snprintf(path, sizeof path, "%s/dgram.sock", tmpdir);
+	snprintf(target, sizeof target, "unix:%s", path);
+	snprintf(spool, sizeof spool, "%s/spool", tmpdir);
+	int fd = dgram_listen(path);
+	struct rg_audit *a = sink(target, RG_AUDIT_RFC3164, spool);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(emit_q(a, i), 0);
+	for (int i = 0; i < 3; i++) {
+		char *r = dgram_read(fd);
+		ck_assert_ptr_nonnull(r);
+		ck_assert_int_eq(rec_n(r), i);
+	}
+	/* delivered, and the sink learns what was read; the next call on the
+	 * sink (a decision, here a flush) forgets it, the receiver having
+	 * outlived that by the grace period */
+	ck_assert_int_eq(rg_audit_flush(a, 1000), 0);
+	usleep(600 * 1000);
+	ck_assert_int_eq(rg_audit_flush(a, 0), 0);
+	close(fd); /* 3..7 unread */
+
+	struct reader r;
+	reader_init(&r, -1, dgram_listen(path), true); /* restarted, same path */
+	reader_start(&r);
+	for (int i = 8; i < 12; i++) {
+		int rc = emit_q(a, i);
+		ck_assert_msg(rc == 0 || rc == 1, "record %d: rc %d", i, rc);
+	}
+	ck_assert_int_eq(rg_audit_flush(a, 5000), 0);
+	ck_assert(reader_wait_for(&r, "n='11'", 5000));
+	reader_stop(&r);
+	check_resent(r.buf, 3, 11);
+	free(r.buf);
+	close(r.fd);
+	rg_audit_free(a);
+	rm_tmpdir();
+}
+END_TEST
+
+/* The same with a unix stream receiver (newline framing) that reads three
+ * records and closes the connection with five unread. */
+START_TEST(test_stream_receiver_gone_with_records_unread_gets_them_again)
+{
+	mk_tmpdir();
+	char path[128], target[140], spool[128];
+	snprintf(path, sizeof path, "%s/stream.sock", tmpdir);
+	snprintf(target, sizeof target, "unix:%s", path);
+	snprintf(spool, sizeof spool, "%s/spool", tmpdir);
+	int lfd = stream_listen(path);
+	struct rg_audit *a = sink(target, RG_AUDIT_RFC3164, spool);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(emit_q(a, i), 0);
+	int c = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(c, 0);
+	for (int i = 0; i < 3; i++) { /* byte by byte: nothing past the third */
+		char line[4096];
+		size_t len = 0;
+		while (len < sizeof line - 1 && recv(c, line + len, 1, 0) == 1 && line[len] != '\n')
+			len++;
+		line[len] = '\0';
+		ck_assert_int_eq(rec_n(line), i);
+	}
+	ck_assert_int_eq(rg_audit_flush(a, 1000), 0);
+	usleep(600 * 1000);
+	ck_assert_int_eq(rg_audit_flush(a, 0), 0); /* as above */
+	close(c); /* 3..7 unread */
+	close(lfd);
+
+	struct reader r;
+	reader_init(&r, stream_listen(path), -1, false); /* restarted, same path */
+	reader_start(&r);
+	for (int i = 8; i < 12; i++) {
+		int rc = emit_q(a, i);
+		ck_assert_msg(rc == 0 || rc == 1, "record %d: rc %d", i, rc);
+	}
+	ck_assert_int_eq(rg_audit_flush(a, 5000), 0);
+	ck_assert(reader_wait_for(&r, "n='11'", 5000));
+	reader_stop(&r);
+	check_resent(r.buf, 3, 11);
+	free(r.buf);
+	close(r.lfd);
 	rg_audit_free(a);
 	rm_tmpdir();
 }
@@ -342,6 +950,18 @@ static Suite *audit_suite(void)
 	tcase_add_test(tc, test_unreachable_target_without_spool_loses_the_record);
 	tcase_add_test(tc, test_spooled_records_are_replayed_in_order_before_new_ones);
 	tcase_add_test(tc, test_full_spool_loses_with_a_clear_error_and_reports_the_loss);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("stalled-target");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_stream_target_that_stops_reading_never_holds_up_emit);
+	tcase_add_test(tc, test_tcp_target_that_stops_reading_never_holds_up_emit);
+	tcase_add_test(tc, test_datagram_target_with_a_full_queue_never_holds_up_emit);
+	tcase_add_test(tc, test_emit_to_an_absent_target_does_not_wait_and_flush_does);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("at-least-once");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_datagram_receiver_gone_with_records_unread_gets_them_again);
+	tcase_add_test(tc, test_stream_receiver_gone_with_records_unread_gets_them_again);
 	suite_add_tcase(s, tc);
 	return s;
 }
