@@ -1001,6 +1001,10 @@ static void rg_audit_watch(struct rg_audit *a, int64_t now)
 	bool due = a->q_head != a->q_unread && a->q_head->read_ms + RG_AUDIT_GRACE_MS <= now;
 	if (cut == 0 && !due)
 		return;
+	if (cut == 0 && a->alive_ms >= a->q_head->read_ms + RG_AUDIT_GRACE_MS) {
+		rg_audit_q_prune(a, a->alive_ms); /* a write has shown it there since */
+		return;
+	}
 	int alive = rg_audit_alive(a);
 	if (alive == 0) {
 		rg_audit_seterr(a, "audit: the receiver went away");

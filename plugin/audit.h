@@ -8,8 +8,15 @@
  * octet-counting over tcp:), or RFC 5424 with the fields as structured data.
  * Every record carries event, seq (per process, increasing) and pid.
  *
- * Thread-safety: rg_audit_emit() may be called from any thread; formatting
- * and sending happen under the sink's mutex.  No output to stdout/stderr.
+ * Thread-safety: rg_audit_emit() may be called from any thread.  No thread
+ * of the sink's own: the calls do the delivery work, under the sink's mutex,
+ * in steps that never wait for the target (non-blocking sends, spool
+ * appends, a replay slice of at most 0.5 ms).  What the target does not take
+ * at once goes to the spool and is replayed, in order, by later calls.
+ * Records a receiver that went away may not have read are sent again
+ * (at-least-once: (host, pid, seq) is a record's key; the syslog-ng include
+ * drops the copies).  A fork()ed child never uses its parent's sink: emit and
+ * flush do nothing there.  No output to stdout/stderr.
  */
 #ifndef RG_AUDIT_H
 #define RG_AUDIT_H
@@ -44,23 +51,31 @@ struct rg_audit *rg_audit_new(const struct rg_audit_cfg *cfg, char *err, size_t 
 void rg_audit_free(struct rg_audit *a);
 
 /* Free, first trying for at most flush_ms to deliver what the spool holds
- * (rg_audit_free waits up to 1 s).  0: no wait; the spool is persistent and
- * the next sink on the same spool replays it. */
+ * and to see the records sent read by the receiver (rg_audit_free waits up
+ * to 1 s).  0: no wait; the spool is persistent and the next sink on the
+ * same spool replays it.  Records still in memory go back to the spool when
+ * the receiver is away (or they were not sent whole). */
 void rg_audit_free_wait(struct rg_audit *a, int flush_ms);
 
 /* Build and deliver one record.  `severity` is a syslog level (LOG_INFO ...).
- * The sink adds seq and pid.  Returns 0 when delivered, 1 when spooled, -1 when lost. */
+ * The sink adds seq and pid.  Returns 0 when delivered (written to the socket,
+ * or begun: a later call finishes the frame), 1 when spooled (without a
+ * spool: kept in memory while the target is up but busy), -1 when lost. */
 int rg_audit_emit(struct rg_audit *a, int severity, const char *event, const struct rg_kv *fields,
 		  size_t nfields);
 
-/* Replay spooled records for up to timeout_ms (close, tests, tools).
- * Returns 0 when the spool is empty, 1 when records still wait, -1 on error. */
+/* Deliver what waits (the spool, records to be sent again, an audit.lost
+ * report) for up to timeout_ms, waiting for the target as needed (close,
+ * tests, tools; never on a decision's path).  Also resolves a tcp target's
+ * name not resolved yet.  Returns 0 when nothing waits any more, 1 when
+ * records still wait, -1 on error. */
 int rg_audit_flush(struct rg_audit *a, int timeout_ms);
 
 /* Change the spool cap (tests); default RG_AUDIT_SPOOL_MAX_DEFAULT. */
 void rg_audit_set_spool_limit(struct rg_audit *a, size_t bytes);
 
-/* The last delivery/spool problem as text ("" if none), e.g. why a record was lost. */
+/* Why the last record that was not delivered at once was spooled or lost
+ * ("" if none), e.g. "audit: spool ... is full". */
 void rg_audit_last_error(struct rg_audit *a, char *buf, size_t len);
 
 /* Make `in` safe as a record value: control bytes, quotes, backslashes and

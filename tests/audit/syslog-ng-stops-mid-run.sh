@@ -3,23 +3,20 @@
 # 1 ms between records per thread) and comes back a bit later, the run still
 # going: stopped (SIGTERM) with the unix datagram and the tcp target, killed
 # (SIGKILL) with the unix stream and the tcp target.  Afterwards, once the
-# delivery thread has sent again what syslog-ng may not have written and
-# replayed the spool (the rest at rg_audit_flush, as rg_audit_free and
-# rotagate_close do), for the run's process:
+# calls that went on have sent again what syslog-ng may not have written
+# and replayed the spool (the rest at rg_audit_flush, as rg_audit_free and
+# rotagate_close do), for the run's process, in audit.json (the shipped
+# include):
 #   - every record is there: nothing lost, not even what syslog-ng had in
 #     its socket or had read but not written out when it went away;
-#   - with the later copies of records that arrived twice left out, seq
-#     only increases in arrival order, with no gap;
-#   - a record that arrived twice is an exact copy of its first arrival
-#     (same JSON line: same pid, seq, time stamp, fields) and was sent
-#     shortly before syslog-ng went away (delivery is at-least-once:
-#     rotagate-audit(7)); how many is printed;
+#   - none twice: the copies sent again are dropped by the include
+#     (rotagate-dedup), also those that arrive after the restart; how many
+#     syslog-ng received (raw.log) is printed;
+#   - seq only increases in arrival order, with no gap;
 #   - the sender lost nothing, spooled records while syslog-ng was away,
 #     and the audit.replayed records say how many were replayed.
 . "$top_srcdir/tests/audit/audit-lib.sh"
 ra_init midrun
-
-DUP_WINDOW_MS=1000 # a duplicate was emitted at most this long before syslog-ng got its signal
 
 mono_us() { # CLOCK_MONOTONIC in us, as audit-driver's results
 	python3 -c 'import time; print(int(time.monotonic() * 1000000))'
@@ -38,7 +35,7 @@ run() { # NAME TARGET FORMAT TERM|KILL
 	t_gone=$(mono_us)
 	sleep 0.3 # records go on: to the spool
 	rg_syslog_start "$RA_T/sng" || ra_fail "$1: syslog-ng did not restart"
-	sleep 0.2 # records go on: the delivery thread replays the spool
+	sleep 0.2 # records go on: their calls replay the spool
 	[ "$(wc -l <"$RA_T/driver.out")" -lt $RA_ANSWERS ] || ra_fail "$1: the run ended before syslog-ng came back"
 	rm -f "$hold"
 	rg_syslog_wait_lines "$RA_T/driver.out" $RA_ANSWERS 120 || ra_fail "$1: the run did not end"
@@ -52,7 +49,7 @@ run() { # NAME TARGET FORMAT TERM|KILL
 	[ "$RA_ANSWER" = "flush 0" ] || ra_fail "$1: the spool did not drain"
 	ra_driver_stop
 	ra_check --pid "$RA_PID" --records 2000 --results "$RA_T/results-$1" \
-		--stopped "$t_signal,$t_gone" --dup-window-ms $DUP_WINDOW_MS --replayed-sum "${10}" \
+		--stopped "$t_signal,$t_gone" --raw "$RG_SYSLOG_RAW" --replayed-sum "${10}" \
 		--format "$3" --wait 20 || ra_fail "$1"
 }
 
