@@ -577,6 +577,8 @@ static void rg_audit_rec_lost(struct rg_audit *a, struct rg_audit_rec *r)
 	rg_audit_rec_free(a, r);
 }
 
+static void rg_audit_q_mark_read(struct rg_audit *a, uint64_t cut, int64_t now);
+
 /* Add r (written in full or in part, nothing ahead of it in q unwritten)
  * at the end of q. */
 static void rg_audit_q_link(struct rg_audit *a, struct rg_audit_rec *r)
@@ -594,6 +596,8 @@ static void rg_audit_q_link(struct rg_audit *a, struct rg_audit_rec *r)
 	a->q_wsum += r->acct;
 	if (!a->q_next && (r->flen == 0 || r->off < r->flen))
 		a->q_next = r;
+	if (a->no_outq && r->flen > 0 && r->off == r->flen && !a->q_next)
+		rg_audit_q_mark_read(a, r->qid, rg_audit_now_ms()); /* no way to know */
 	if (a->cur == r)
 		a->cur_rc = 0;
 }
@@ -612,14 +616,14 @@ static void rg_audit_q_pop(struct rg_audit *a)
  * receiver has read (the qid of the newest, 0 for none).  `outq` is what is
  * still queued; a record takes at least its acct there (its payload, and
  * at least what the queue grew by when it was written: the receiver can
- * only have made that smaller).  A record is read when it and all newer
- * ones would take more than what is queued. */
+ * only have made that smaller).  A record is read, all of it, when the
+ * newer ones alone take at least what is queued. */
 static uint64_t rg_audit_q_read_cut(struct rg_audit *a, int outq)
 {
 	uint64_t rest = a->q_wsum, n = outq > 0 ? (uint64_t)outq : 0, cut = 0;
 	for (struct rg_audit_rec *r = a->q_unread; r && r != a->q_next; r = r->next) {
-		if (rest <= n)
-			break;
+		if (rest - r->acct < n)
+			break; /* some of r may still be queued */
 		cut = r->qid;
 		rest -= r->acct;
 	}
@@ -654,6 +658,38 @@ static void rg_audit_q_requeue(struct rg_audit *a)
 	}
 	a->q_next = a->q_unread = a->q_head;
 	a->q_wsum = 0;
+}
+
+/* Take the records from `from` to the end out of q (a list, oldest first). */
+static struct rg_audit_rec *rg_audit_q_cut(struct rg_audit *a, struct rg_audit_rec *from)
+{
+	if (!from)
+		return NULL;
+	struct rg_audit_rec *prev = NULL;
+	for (struct rg_audit_rec *r = a->q_head; r != from; r = r->next)
+		prev = r;
+	bool unread_cut = false, next_cut = false;
+	for (struct rg_audit_rec *r = from; r; r = r->next)
+		unread_cut = unread_cut || r == a->q_unread;
+	/* q_wsum counts from q_unread on (what is after q_next counts 0) */
+	bool counted = a->q_unread && !unread_cut;
+	for (struct rg_audit_rec *r = from; r; r = r->next) {
+		a->q_bytes -= r->mlen + 1;
+		counted = counted || r == a->q_unread;
+		if (counted)
+			a->q_wsum -= r->acct;
+		next_cut = next_cut || r == a->q_next;
+	}
+	if (prev)
+		prev->next = NULL;
+	else
+		a->q_head = NULL;
+	a->q_tail = prev;
+	if (unread_cut)
+		a->q_unread = NULL;
+	if (next_cut)
+		a->q_next = NULL;
+	return from;
 }
 
 static void rg_audit_list_free(struct rg_audit *a, struct rg_audit_rec *r)
@@ -1206,8 +1242,8 @@ static bool rg_audit_spool_pending(struct rg_audit *a, int64_t now)
 }
 
 /* Put records back at the front of the spool (they are older than what it
- * holds) when the room before the head allows, else at the end.  For the
- * records a sink is freed with.  0, or -1 (a->detail set). */
+ * holds): into the room before the head, or with what waits moved up to make
+ * room.  For the records a sink is freed with.  0, or -1 (a->detail set). */
 static int rg_audit_spool_save(struct rg_audit *a, const struct rg_audit_rec *from)
 {
 	size_t total = 0;
@@ -1219,37 +1255,53 @@ static int rg_audit_spool_save(struct rg_audit *a, const struct rg_audit_rec *fr
 		rg_audit_seterr(a, "audit: no spool to keep records in");
 		return -1;
 	}
-	char *buf = malloc(total), *p = buf;
+	char *buf = malloc(total > 65536 ? total : 65536), *p = buf;
 	if (!buf) {
 		rg_audit_seterr(a, "audit: out of memory");
 		return -1;
-	}
-	for (const struct rg_audit_rec *r = from; r; r = r->next) {
-		memcpy(p, r->msg, r->mlen);
-		p += r->mlen;
-		*p++ = '\n';
 	}
 	int rc = -1;
 	if (rg_audit_spool_open(a, true) == 0 &&
 	    rg_audit_spool_lock(a, RG_AUDIT_SPOOL_LOCK_TRIES * 10) == 0) {
 		struct rg_audit_spool_hdr h;
 		off_t size;
-		if (rg_audit_spool_hdr_read(a, &h, &size) == 0) {
-			if (h.head - RG_AUDIT_SPOOL_HDR >= total &&
-			    (uint64_t)size - h.head + total <= a->spool_max) {
-				if (pwrite(a->spool_fd, buf, total, (off_t)(h.head - total)) ==
-				    (ssize_t)total) {
-					h.head -= total;
-					rc = rg_audit_spool_hdr_write(a, &h);
-				} else {
-					rg_audit_seterr(a, "audit: writing spool %s: %s",
-							a->spool_path, strerror(errno));
-				}
-			} else {
-				struct iovec iov = { buf, total };
-				rc = rg_audit_spool_write_end(a, &iov, 1, total);
-			}
+		if (rg_audit_spool_hdr_read(a, &h, &size) != 0)
+			goto unlock;
+		uint64_t waiting = (uint64_t)size - h.head;
+		if (waiting + total > a->spool_max) {
+			rg_audit_seterr(a, "audit: spool %s is full (%zu bytes waiting, limit %zu): "
+					   "records lost", a->spool_path, (size_t)waiting, a->spool_max);
+			goto unlock;
 		}
+		if (h.head - RG_AUDIT_SPOOL_HDR < total) {
+			/* move what waits up, from its end down (the ranges overlap) */
+			uint64_t to = RG_AUDIT_SPOOL_HDR + total, left = waiting;
+			while (left > 0) {
+				size_t chunk = left > 65536 ? 65536 : (size_t)left;
+				left -= chunk;
+				if (pread(a->spool_fd, buf, chunk, (off_t)(h.head + left)) !=
+					    (ssize_t)chunk ||
+				    pwrite(a->spool_fd, buf, chunk, (off_t)(to + left)) != (ssize_t)chunk) {
+					rg_audit_seterr(a, "audit: moving spool %s: %s", a->spool_path,
+							strerror(errno));
+					goto unlock;
+				}
+			}
+			h.head = to;
+		}
+		for (const struct rg_audit_rec *r = from; r; r = r->next) {
+			memcpy(p, r->msg, r->mlen);
+			p += r->mlen;
+			*p++ = '\n';
+		}
+		if (pwrite(a->spool_fd, buf, total, (off_t)(h.head - total)) != (ssize_t)total) {
+			rg_audit_seterr(a, "audit: writing spool %s: %s", a->spool_path,
+					strerror(errno));
+			goto unlock;
+		}
+		h.head -= total;
+		rc = rg_audit_spool_hdr_write(a, &h);
+	unlock:
 		rg_audit_spool_unlock(a);
 	}
 	free(buf);
@@ -1303,6 +1355,22 @@ static void rg_audit_report_lost(struct rg_audit *a)
 	r->r_last = last_seq;
 }
 
+/* The offset after the next newline at or after `from`, or `size`. */
+static uint64_t rg_audit_spool_next_line(struct rg_audit *a, off_t from, off_t size)
+{
+	char buf[4096];
+	while (from < size) {
+		ssize_t n = pread(a->spool_fd, buf, sizeof buf, from);
+		if (n <= 0)
+			break;
+		char *nl = memchr(buf, '\n', (size_t)n);
+		if (nl)
+			return (uint64_t)(from + (nl - buf) + 1);
+		from += n;
+	}
+	return (uint64_t)size;
+}
+
 /* One slice of replay: spooled records are written to the socket (and
  * join q) from the head, until the socket is full, the slice is used up
  * or the spool is empty.  Needs the socket usable and q written.  Returns
@@ -1339,9 +1407,14 @@ static bool rg_audit_replay(struct rg_audit *a, int64_t now, int64_t end_us)
 			break;
 		}
 		char *p = a->rbuf, *end = a->rbuf + n, *nl = memchr(p, '\n', (size_t)n);
-		if (!nl) { /* torn tail (crash mid-append) or garbage: skip it */
-			h.head = (uint64_t)size;
-			break;
+		if (!nl) {
+			/* a torn tail (crash mid-append), or garbage longer than any
+			 * record: skipped to the next line, and counted as lost */
+			rg_audit_count_lost_range(a, 1, 0, 0);
+			rg_audit_seterr(a, "audit: spool %s: a record without its end skipped",
+					a->spool_path);
+			h.head = rg_audit_spool_next_line(a, (off_t)h.head + n, size);
+			continue;
 		}
 		for (; nl; nl = memchr(p, '\n', (size_t)(end - p))) {
 			if (count >= RG_AUDIT_SLICE_RECORDS || rg_audit_now_us() >= end_us ||
@@ -1760,20 +1833,30 @@ void rg_audit_free_wait(struct rg_audit *a, int flush_ms)
 		if (flush_ms > 0 && rg_audit_flush(a, flush_ms) == 0)
 			rg_audit_pump_until(a, deadline, rg_audit_done_reading);
 		pthread_mutex_lock(&a->mu);
-		rg_audit_watch(a, rg_audit_now_ms());
+		int64_t now = rg_audit_now_ms();
+		if (rg_audit_usable(a))
+			rg_audit_watch(a, now);
+		if (a->broken)
+			rg_audit_disconnect(a, now); /* all of q is to be sent again */
 		/* the count of lost records dies with the sink: the audit.lost
 		 * report goes where the rest goes (short-lived processes such as
 		 * rotagatectl, replaced generations) */
 		rg_audit_report_lost(a);
 		/* what is in memory and not safely with the receiver goes back to
-		 * the spool: everything not known read when the receiver is away,
-		 * else what was not written whole; then the backlog at the end */
-		struct rg_audit_rec *from = rg_audit_usable(a) ? a->q_next : a->q_unread;
-		if (from && rg_audit_spool_save(a, from) != 0) {
-			for (struct rg_audit_rec *r = from; r; r = r->next)
+		 * the spool, in front (it is older than what waits there): when
+		 * the receiver is away, all that was to be sent again, else what
+		 * was not written whole; then the backlog at the end */
+		struct rg_audit_rec *back = rg_audit_q_cut(a, a->fd >= 0 ? a->q_next : a->q_head);
+		if (back && rg_audit_spool_save(a, back) != 0) {
+			for (struct rg_audit_rec *r = back; r; r = r->next)
 				rg_audit_count_lost_range(a, 1, r->seq, r->seq);
 		}
+		rg_audit_list_free(a, back);
 		rg_audit_backlog_spool(a);
+		if (a->lost > 0) { /* what was lost just now: one more try to say so */
+			rg_audit_report_lost(a);
+			rg_audit_backlog_spool(a);
+		}
 		pthread_mutex_unlock(&a->mu);
 	}
 	if (a->fd >= 0)

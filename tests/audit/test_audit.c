@@ -923,6 +923,42 @@ START_TEST(test_stream_receiver_gone_with_records_unread_gets_them_again)
 }
 END_TEST
 
+/* A datagram receiver takes 0..2 without reading them and goes away; 3..5
+ * go to the spool.  The sink, freed without waiting (as at a reload), puts
+ * 0..2 back in FRONT of the spool: the next sink on it sends 0..5 in order. */
+START_TEST(test_records_in_memory_go_back_in_front_of_the_spool)
+{
+	mk_tmpdir();
+	char path[128], target[140], spool[128];
+	snprintf(path, sizeof path, "%s/dgram.sock", tmpdir);
+	snprintf(target, sizeof target, "unix:%s", path);
+	snprintf(spool, sizeof spool, "%s/spool", tmpdir);
+	int fd = dgram_listen(path);
+	struct rg_audit *a = sink(target, RG_AUDIT_RFC3164, spool);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(emit_q(a, i), 0);
+	close(fd); /* 0..2 unread */
+	for (int i = 3; i < 6; i++)
+		ck_assert_int_eq(emit_q(a, i), 1);
+	rg_audit_free_wait(a, 0);
+
+	fd = dgram_listen(path);
+	struct rg_audit *b = sink(target, RG_AUDIT_RFC3164, spool);
+	ck_assert_int_eq(rg_audit_flush(b, 5000), 0);
+	for (int i = 0; i < 6; i++) {
+		char *r = dgram_read(fd);
+		ck_assert_ptr_nonnull(r);
+		ck_assert_msg(rec_n(r) == i, "n=%d where %d was due: %s", rec_n(r), i, r);
+	}
+	char *r = dgram_read(fd);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_msg(strstr(r, ": audit.replayed;") != NULL, "%s", r);
+	close(fd);
+	rg_audit_free(b);
+	rm_tmpdir();
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
 	Suite *s = suite_create("audit");
@@ -951,6 +987,7 @@ static Suite *audit_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_datagram_receiver_gone_with_records_unread_gets_them_again);
 	tcase_add_test(tc, test_stream_receiver_gone_with_records_unread_gets_them_again);
+	tcase_add_test(tc, test_records_in_memory_go_back_in_front_of_the_spool);
 	suite_add_tcase(s, tc);
 	return s;
 }
