@@ -134,7 +134,6 @@ struct rg_audit {
 	int64_t retry_ms;   /* no connect before this (tcp) */
 	int64_t alive_ms;   /* the receiver was last known there */
 	int backoff_ms;
-	uint64_t conn_gen;  /* connections made */
 	dev_t peer_dev;     /* unix: the socket file connected to */
 	ino_t peer_ino;
 	enum rg_audit_format format;
@@ -566,10 +565,12 @@ static void rg_audit_rec_free(struct rg_audit *a, struct rg_audit_rec *r)
 	free(r);
 }
 
-/* A record that will not be delivered. */
+/* A record that will not be delivered (an audit.lost report: what it
+ * reported is lost still, and to be reported again). */
 static void rg_audit_rec_lost(struct rg_audit *a, struct rg_audit_rec *r)
 {
 	rg_audit_count_lost_range(a, 1, r->seq, r->seq);
+	rg_audit_count_lost_range(a, r->r_count, r->r_first, r->r_last);
 	if (a->cur == r) {
 		a->cur_rc = -1;
 		rg_audit_why(a);
@@ -746,7 +747,6 @@ static void rg_audit_connected(struct rg_audit *a)
 {
 	a->broken = false;
 	a->conn_wrote = false;
-	a->conn_gen++;
 }
 
 /* Close the connection; what was in flight is sent again on the next: at
@@ -859,21 +859,6 @@ static int rg_audit_connect_tcp(struct rg_audit *a, int64_t now)
 	a->connecting = true;
 	rg_audit_connect_check(a, now); /* on loopback it is usually done already */
 	return a->fd >= 0 ? 0 : -1;
-}
-
-/* Resolve a tcp target's name.  Only where waiting is allowed: when the
- * sink is made (configuration load) and in rg_audit_flush(), never on a
- * decision's path. */
-static void rg_audit_resolve(struct rg_audit *a)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
-	if (a->kind != RG_AUDIT_T_TCP || a->ai)
-		return;
-	int rc = getaddrinfo(a->host, a->port, &hints, &a->ai);
-	if (rc != 0) {
-		a->ai = NULL;
-		rg_audit_seterr(a, "audit: cannot resolve %s: %s", a->host, gai_strerror(rc));
-	}
 }
 
 static void rg_audit_connect(struct rg_audit *a, int64_t now)
@@ -1509,8 +1494,6 @@ static void rg_audit_backlog_spool(struct rg_audit *a)
 				rg_audit_why(a);
 			rg_audit_rec_free(a, r);
 		} else {
-			if (r->r_count) /* a report lost: what it reported is lost still */
-				rg_audit_count_lost_range(a, r->r_count, r->r_first, r->r_last);
 			rg_audit_rec_lost(a, r);
 		}
 	}
@@ -1588,12 +1571,8 @@ int rg_audit_emit(struct rg_audit *a, int severity, const char *event, const str
 		rg_audit_pump(a, end_us);
 		if (a->cur && !a->spool_path && a->fd < 0) {
 			/* no spool and no target: nothing will keep it */
-			while (a->b_head) {
-				struct rg_audit_rec *b = rg_audit_b_take(a);
-				if (b->r_count)
-					rg_audit_count_lost_range(a, b->r_count, b->r_first, b->r_last);
-				rg_audit_rec_lost(a, b);
-			}
+			while (a->b_head)
+				rg_audit_rec_lost(a, rg_audit_b_take(a));
 		}
 		rc = a->cur_rc;
 		if (a->cur && rc == 1)
@@ -1606,13 +1585,15 @@ int rg_audit_emit(struct rg_audit *a, int severity, const char *event, const str
 
 /* Nothing waits: q written, spool and backlog empty, no loss unreported
  * (records written may still wait to be known read). */
-static bool rg_audit_delivered(const struct rg_audit *a)
+static bool rg_audit_delivered(struct rg_audit *a)
 {
 	return !a->q_next && !a->b_head && !a->spool_maybe && a->lost == 0;
 }
 
-/* Resolve a tcp target's name without holding the mutex. */
-static void rg_audit_resolve_unlocked(struct rg_audit *a)
+/* Resolve a tcp target's name (not holding the mutex meanwhile).  Only
+ * where waiting is allowed: when the sink is made (configuration load) and
+ * in rg_audit_flush(), never on a decision's send path. */
+static void rg_audit_resolve(struct rg_audit *a)
 {
 	if (a->kind != RG_AUDIT_T_TCP)
 		return;
@@ -1654,11 +1635,6 @@ static int rg_audit_pump_until(struct rg_audit *a, int64_t deadline_ms,
 	}
 }
 
-static bool rg_audit_done_delivering(struct rg_audit *a)
-{
-	return rg_audit_delivered(a);
-}
-
 /* ... and every record written known read (the receiver is there). */
 static bool rg_audit_done_reading(struct rg_audit *a)
 {
@@ -1674,14 +1650,14 @@ int rg_audit_flush(struct rg_audit *a, int timeout_ms)
 	if (!a || a->pid != getpid())
 		return -1;
 	int64_t deadline = rg_audit_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	rg_audit_resolve_unlocked(a);
+	rg_audit_resolve(a);
 	pthread_mutex_lock(&a->mu);
 	if (a->spool_path)
 		a->spool_maybe = true; /* an explicit flush looks at the file */
 	if (a->fd < 0)
 		a->retry_ms = 0; /* and tries the target at once */
 	pthread_mutex_unlock(&a->mu);
-	return rg_audit_pump_until(a, deadline, rg_audit_done_delivering);
+	return rg_audit_pump_until(a, deadline, rg_audit_delivered);
 }
 
 char *rg_audit_format(struct rg_audit *a, int severity, const char *event,

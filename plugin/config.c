@@ -921,14 +921,11 @@ out:
 void rg_config_ledger_connection(const struct rg_config *cfg, struct rg_directory_cfg *out)
 {
 	*out = cfg->directory;
-	if (cfg->ledger.uri) {
-		/* another server: never the directory's credentials (without
-		 * ledger.bind-dn, only an ldapi:// server is accepted: SASL
-		 * EXTERNAL) */
+	if (cfg->ledger.uri)
 		out->uri = cfg->ledger.uri;
-		out->bind_dn = cfg->ledger.bind_dn;
-		out->bind_password_file = cfg->ledger.bind_password_file;
-	} else if (cfg->ledger.bind_dn) {
+	/* another server never gets the directory's credentials (without
+	 * ledger.bind-dn, only an ldapi:// one is accepted: SASL EXTERNAL) */
+	if (cfg->ledger.uri || cfg->ledger.bind_dn) {
 		out->bind_dn = cfg->ledger.bind_dn;
 		out->bind_password_file = cfg->ledger.bind_password_file;
 	}
@@ -953,12 +950,11 @@ static bool uri_ok(const char *u, char *why, size_t len)
 	return ok;
 }
 
-/* Is the (single) URI in `list` an ldapi:// one? */
+/* Is the (single) URI in `list` an ldapi:// one?  (libldap's own test of
+ * the scheme, after the separators check_uris() accepts) */
 static bool uri_is_ldapi(const char *list)
 {
-	while (*list == ' ' || *list == '\t' || *list == '\n' || *list == ',')
-		list++;
-	return strncasecmp(list, "ldapi://", 8) == 0;
+	return ldap_is_ldapi_url(list + strspn(list, " \t\n,")) != 0;
 }
 
 static bool filter_ok(const char *f, char *why, size_t len)

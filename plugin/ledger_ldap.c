@@ -81,13 +81,6 @@ struct conn {
 
 /* ---- small helpers ---- */
 
-/* A failure of the server or the session (not an answer): the same codes as
- * the directory's failover (busy, unavailable, time/admin limit included). */
-static bool conn_error(int rc)
-{
-	return rg_dir_server_failure(rc);
-}
-
 static void day_string(int32_t day, char *buf, size_t len)
 {
 	GDate d;
@@ -297,13 +290,13 @@ static int checkout(struct ldap_ledger *l, struct conn *c, bool fresh, char *err
  * session that failed marks its server for backoff. */
 static void checkin(struct ldap_ledger *l, struct conn *c, int rc, const char *why)
 {
-	bool healthy = rc == LDAP_SUCCESS || !conn_error(rc);
+	bool healthy = rc == LDAP_SUCCESS || !rg_dir_server_failure(rc); /* an answer */
 
 	if (!c->dc)
 		return;
 	if (!healthy && !c->reused)
-		rg_dir_target_note(l->target, rg_dir_conn_index(c->dc), RG_DIR_UNAVAILABLE, why);
-	if (healthy && rg_dir_conn_index(c->dc) == 0) {
+		rg_dir_target_note(l->target, 0, RG_DIR_UNAVAILABLE, why);
+	if (healthy) { /* every session is to the first URI (checkout) */
 		pthread_mutex_lock(&l->mu);
 		if (l->pid == getpid() && l->nidle < POOL_MAX) {
 			l->idle[l->nidle++] = c->dc;
@@ -733,7 +726,7 @@ static int ldap_day(struct rg_ledger *base, const char *site, int32_t day, bool 
 	rc = checkout(l, &c, false, err, errlen);
 	if (rc == LDAP_SUCCESS)
 		rc = read_entry(l, c.ld, dn, "(objectClass=*)", with_admissions, &de, err, errlen);
-	if (rc != LDAP_SUCCESS && c.reused && conn_error(rc)) {
+	if (rc != LDAP_SUCCESS && c.reused && rg_dir_server_failure(rc)) {
 		checkin(l, &c, rc, err);
 		rc = checkout(l, &c, true, err, errlen);
 		if (rc == LDAP_SUCCESS)
