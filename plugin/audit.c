@@ -1638,11 +1638,7 @@ static int rg_audit_pump_until(struct rg_audit *a, int64_t deadline_ms,
 /* ... and every record written known read (the receiver is there). */
 static bool rg_audit_done_reading(struct rg_audit *a)
 {
-	if (!rg_audit_delivered(a))
-		return false;
-	if (a->q_unread && rg_audit_usable(a))
-		rg_audit_watch(a, rg_audit_now_ms());
-	return !a->q_unread;
+	return rg_audit_delivered(a) && !a->q_unread; /* the pump has just looked (watch) */
 }
 
 int rg_audit_flush(struct rg_audit *a, int timeout_ms)

@@ -354,8 +354,6 @@ static int cmd_occupancy(const char *conf, int argc, char **argv)
 	return rc;
 }
 
-/* Refresh the membership snapshot from the directory: every member of every
- * group a rule names, with their groups; replaced atomically. */
 /* A member left out of the snapshot: say so (stderr, for the timer's journal). */
 static void sync_skipped(const char *principal, const char *why, void *data)
 {
@@ -363,6 +361,9 @@ static void sync_skipped(const char *principal, const char *why, void *data)
 	fprintf(stderr, "%s: sync: %s left out of the snapshot (unknown to doors until fixed): %s\n",
 		progname, principal, why);
 }
+
+/* Refresh the membership snapshot from the directory: every member of every
+ * group a rule names, with their groups; replaced atomically. */
 
 static int cmd_sync(const char *conf)
 {
