@@ -648,94 +648,98 @@ static void csv_field(FILE *f, const char *s)
 static const char *const report_csv_header =
 	"site,week,kind,name,date,people,capacity,exempt,members,attended,percent,target,status\n";
 
-static void report_print(const struct report_site *rs, const char *week,
-			 const struct membership *m, enum report_format fmt, json_object *arr)
+/* One site's figures as a JSON object appended to arr. */
+static void report_print_json(const struct report_site *rs, const char *week, const char *d0,
+			      const char *d6, const struct membership *m, json_object *arr)
 {
 	const struct rg_site *site = rs->site;
-	char d0[16], d6[16], dstr[16], pct[32], synced[64] = "";
+	char dstr[16], pct[32];
 
-	rg_cal_format_date(rs->days[0], d0, sizeof d0);
-	rg_cal_format_date(rs->days[6], d6, sizeof d6);
-	if (m->from_snapshot) {
-		struct rg_localtime lt;
-		if (rg_cal_localize("UTC", m->synced_at, &lt) == 0) {
-			char ds[16];
-			rg_cal_format_date(lt.day, ds, sizeof ds);
-			snprintf(synced, sizeof synced, "%sT%02d:%02dZ", ds, lt.minute / 60, lt.minute % 60);
-		}
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "site", json_object_new_string(site->name));
+	json_object_object_add(o, "week", json_object_new_string(week));
+	json_object_object_add(o, "from", json_object_new_string(d0));
+	json_object_object_add(o, "to", json_object_new_string(d6));
+	json_object_object_add(o, "timezone", site->timezone ? json_object_new_string(site->timezone) : NULL);
+	json_object_object_add(o, "capacity", json_object_new_int64(site->capacity));
+	json_object *days = json_object_new_array();
+	for (int i = 0; i < 7; i++) {
+		json_object *d = json_object_new_object();
+		rg_cal_format_date(rs->days[i], dstr, sizeof dstr);
+		json_object_object_add(d, "date", json_object_new_string(dstr));
+		json_object_object_add(d, "weekday", json_object_new_string(rg_cal_weekday_name(i + 1)));
+		json_object_object_add(d, "people", json_object_new_int64(rs->admitted[i]));
+		json_object_object_add(d, "capacity", json_object_new_int64(site->capacity));
+		json_object_object_add(d, "exempt", json_object_new_int64(rs->exempt[i]));
+		json_object_array_add(days, d);
 	}
-
-	if (fmt == FMT_JSON) {
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "site", json_object_new_string(site->name));
-		json_object_object_add(o, "week", json_object_new_string(week));
-		json_object_object_add(o, "from", json_object_new_string(d0));
-		json_object_object_add(o, "to", json_object_new_string(d6));
-		json_object_object_add(o, "timezone", site->timezone ? json_object_new_string(site->timezone) : NULL);
-		json_object_object_add(o, "capacity", json_object_new_int64(site->capacity));
-		json_object *days = json_object_new_array();
-		for (int i = 0; i < 7; i++) {
-			json_object *d = json_object_new_object();
-			rg_cal_format_date(rs->days[i], dstr, sizeof dstr);
-			json_object_object_add(d, "date", json_object_new_string(dstr));
-			json_object_object_add(d, "weekday", json_object_new_string(rg_cal_weekday_name(i + 1)));
-			json_object_object_add(d, "people", json_object_new_int64(rs->admitted[i]));
-			json_object_object_add(d, "capacity", json_object_new_int64(site->capacity));
-			json_object_object_add(d, "exempt", json_object_new_int64(rs->exempt[i]));
-			json_object_array_add(days, d);
-		}
-		json_object_object_add(o, "days", days);
-		json_object_object_add(o, "distinct_people", json_object_new_int64(rs->distinct));
-		json_object_object_add(o, "exempt_admissions", json_object_new_int64(rs->exempt_admissions));
-		json_object_object_add(o, "exempt_people", json_object_new_int64(rs->exempt_people));
-		json_object_object_add(o, "weekly_target", json_object_new_int64(site->weekly_target));
-		json_object_object_add(o, "membership",
-				       json_object_new_string(m->from_snapshot ? "snapshot" : "directory"));
-		json_object_object_add(o, "snapshot_synced_at",
-				       m->from_snapshot ? json_object_new_int64(m->synced_at) : NULL);
-		json_object *rotas = json_object_new_array();
-		for (size_t i = 0; i < site->nrotas; i++) {
-			const struct report_rota *rr = &rs->rotas[i];
-			json_object *r = json_object_new_object();
-			rota_percent(rr, pct, sizeof pct);
-			json_object_object_add(r, "rota", json_object_new_string(rr->rota->name));
-			json_object_object_add(r, "group", json_object_new_string(rr->rota->group));
-			json_object_object_add(r, "members", json_object_new_int64(rr->members));
-			json_object_object_add(r, "attended", json_object_new_int64(rr->attended));
-			json_object_object_add(r, "percent", rr->members ?
-					       json_object_new_double_s(100.0 * rr->attended / rr->members, pct) : NULL);
-			json_object_object_add(r, "target", json_object_new_int64(site->weekly_target));
-			json_object_object_add(r, "met", json_object_new_boolean(rota_met(rs, rr)));
-			json_object_object_add(r, "status", json_object_new_string(rota_status(rs, rr)));
-			json_object_array_add(rotas, r);
-		}
-		json_object_object_add(o, "rotas", rotas);
-		json_object_array_add(arr, o);
-		return;
+	json_object_object_add(o, "days", days);
+	json_object_object_add(o, "distinct_people", json_object_new_int64(rs->distinct));
+	json_object_object_add(o, "exempt_admissions", json_object_new_int64(rs->exempt_admissions));
+	json_object_object_add(o, "exempt_people", json_object_new_int64(rs->exempt_people));
+	json_object_object_add(o, "weekly_target", json_object_new_int64(site->weekly_target));
+	json_object_object_add(o, "membership",
+			       json_object_new_string(m->from_snapshot ? "snapshot" : "directory"));
+	json_object_object_add(o, "snapshot_synced_at",
+			       m->from_snapshot ? json_object_new_int64(m->synced_at) : NULL);
+	json_object *rotas = json_object_new_array();
+	for (size_t i = 0; i < site->nrotas; i++) {
+		const struct report_rota *rr = &rs->rotas[i];
+		json_object *r = json_object_new_object();
+		rota_percent(rr, pct, sizeof pct);
+		json_object_object_add(r, "rota", json_object_new_string(rr->rota->name));
+		json_object_object_add(r, "group", json_object_new_string(rr->rota->group));
+		json_object_object_add(r, "members", json_object_new_int64(rr->members));
+		json_object_object_add(r, "attended", json_object_new_int64(rr->attended));
+		json_object_object_add(r, "percent", rr->members ?
+				       json_object_new_double_s(100.0 * rr->attended / rr->members, pct) : NULL);
+		json_object_object_add(r, "target", json_object_new_int64(site->weekly_target));
+		json_object_object_add(r, "met", json_object_new_boolean(rota_met(rs, rr)));
+		json_object_object_add(r, "status", json_object_new_string(rota_status(rs, rr)));
+		json_object_array_add(rotas, r);
 	}
+	json_object_object_add(o, "rotas", rotas);
+	json_object_array_add(arr, o);
+}
 
-	if (fmt == FMT_CSV) {
-		for (int i = 0; i < 7; i++) {
-			rg_cal_format_date(rs->days[i], dstr, sizeof dstr);
-			csv_field(stdout, site->name);
-			printf(",%s,day,%.3s,%s,%u,%u,%u,,,,,\n", week, rg_cal_weekday_name(i + 1), dstr,
-			       rs->admitted[i], site->capacity, rs->exempt[i]);
-		}
+static void report_print_csv(const struct report_site *rs, const char *week, const char *d0,
+			     const char *d6)
+{
+	const struct rg_site *site = rs->site;
+	char dstr[16], pct[32];
+
+	for (int i = 0; i < 7; i++) {
+		rg_cal_format_date(rs->days[i], dstr, sizeof dstr);
 		csv_field(stdout, site->name);
-		printf(",%s,week,,%s..%s,%u,,%u,,,,%u,\n", week, d0, d6, rs->distinct,
-		       rs->exempt_admissions, site->weekly_target);
-		for (size_t i = 0; i < site->nrotas; i++) {
-			const struct report_rota *rr = &rs->rotas[i];
-			rota_percent(rr, pct, sizeof pct);
-			csv_field(stdout, site->name);
-			printf(",%s,rota,", week);
-			csv_field(stdout, rr->rota->name);
-			printf(",,,,,%u,%u,%s,%u,%s\n", rr->members, rr->attended, rr->members ? pct : "",
-			       site->weekly_target, rota_status(rs, rr));
-		}
-		return;
+		printf(",%s,day,%.3s,%s,%u,%u,%u,,,,,\n", week, rg_cal_weekday_name(i + 1), dstr,
+		       rs->admitted[i], site->capacity, rs->exempt[i]);
 	}
+	csv_field(stdout, site->name);
+	printf(",%s,week,,%s..%s,%u,,%u,,,,%u,\n", week, d0, d6, rs->distinct,
+	       rs->exempt_admissions, site->weekly_target);
+	for (size_t i = 0; i < site->nrotas; i++) {
+		const struct report_rota *rr = &rs->rotas[i];
+		rota_percent(rr, pct, sizeof pct);
+		csv_field(stdout, site->name);
+		printf(",%s,rota,", week);
+		csv_field(stdout, rr->rota->name);
+		printf(",,,,,%u,%u,%s,%u,%s\n", rr->members, rr->attended, rr->members ? pct : "",
+		       site->weekly_target, rota_status(rs, rr));
+	}
+}
 
+static void report_print_table(const struct report_site *rs, const char *week, const char *d0,
+			       const char *d6, const struct membership *m)
+{
+	const struct rg_site *site = rs->site;
+	char dstr[16], pct[32], synced[64] = "";
+
+	if (m->from_snapshot) {
+		struct tm tm;
+		rg_cal_utc_tm(m->synced_at, &tm);
+		snprintf(synced, sizeof synced, "%04d-%02d-%02dT%02d:%02dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
+	}
 	printf("site %s, week %s (%s .. %s, %s)\n", site->name, week, d0, d6,
 	       site->timezone ? site->timezone : "local time");
 	printf("  %-9s  %-10s  %6s  %8s  %6s\n", "day", "date", "people", "capacity", "exempt");
@@ -760,6 +764,21 @@ static void report_print(const struct report_site *rs, const char *week,
 		printf("  membership: snapshot synced %s\n", synced);
 	else
 		printf("  membership: directory (live; the snapshot was never synced)\n");
+}
+
+static void report_print(const struct report_site *rs, const char *week,
+			 const struct membership *m, enum report_format fmt, json_object *arr)
+{
+	char d0[16], d6[16];
+
+	rg_cal_format_date(rs->days[0], d0, sizeof d0);
+	rg_cal_format_date(rs->days[6], d6, sizeof d6);
+	if (fmt == FMT_JSON)
+		report_print_json(rs, week, d0, d6, m, arr);
+	else if (fmt == FMT_CSV)
+		report_print_csv(rs, week, d0, d6);
+	else
+		report_print_table(rs, week, d0, d6, m);
 }
 
 /* "YYYY-Www" -> Monday; -1 if malformed or the week does not exist. */
