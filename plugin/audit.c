@@ -1478,8 +1478,14 @@ static void rg_audit_backlog_send(struct rg_audit *a, int64_t now)
  * RG_AUDIT_SPOOL_LOCK_TRIES allow, too, for the next call. */
 static void rg_audit_backlog_spool(struct rg_audit *a)
 {
-	if (!a->b_head || !a->spool_path)
+	if (!a->b_head)
 		return;
+	if (!a->spool_path) {
+		if (a->fd < 0) /* no spool and no target: nothing will keep them */
+			while (a->b_head)
+				rg_audit_rec_lost(a, rg_audit_b_take(a));
+		return;
+	}
 	int lk = -1;
 	if (rg_audit_spool_open(a, true) == 0)
 		lk = rg_audit_spool_lock(a, RG_AUDIT_SPOOL_LOCK_TRIES);
@@ -1569,11 +1575,6 @@ int rg_audit_emit(struct rg_audit *a, int severity, const char *event, const str
 		a->cur_rc = 1;
 		rg_audit_b_add(a, r);
 		rg_audit_pump(a, end_us);
-		if (a->cur && !a->spool_path && a->fd < 0) {
-			/* no spool and no target: nothing will keep it */
-			while (a->b_head)
-				rg_audit_rec_lost(a, rg_audit_b_take(a));
-		}
 		rc = a->cur_rc;
 		if (a->cur && rc == 1)
 			rg_audit_why(a); /* waits in memory */
@@ -1805,26 +1806,28 @@ void rg_audit_free_wait(struct rg_audit *a, int flush_ms)
 		if (flush_ms > 0 && rg_audit_flush(a, flush_ms) == 0)
 			rg_audit_pump_until(a, deadline, rg_audit_done_reading);
 		pthread_mutex_lock(&a->mu);
-		int64_t now = rg_audit_now_ms();
-		if (rg_audit_usable(a))
-			rg_audit_watch(a, now);
-		if (a->broken)
-			rg_audit_disconnect(a, now); /* all of q is to be sent again */
 		/* the count of lost records dies with the sink: the audit.lost
 		 * report goes where the rest goes (short-lived processes such as
-		 * rotagatectl, replaced generations) */
+		 * rotagatectl, replaced generations); one last step without
+		 * waiting sends what goes now and spools the backlog (a receiver
+		 * found gone: all of q is to be sent again) */
 		rg_audit_report_lost(a);
+		rg_audit_pump(a, rg_audit_now_us() + RG_AUDIT_SLICE_US);
 		/* what is in memory and not safely with the receiver goes back to
 		 * the spool, in front (it is older than what waits there): when
-		 * the receiver is away, all that was to be sent again, else what
-		 * was not written whole; then the backlog at the end */
+		 * the receiver is away, all of q, else what was not written whole */
 		struct rg_audit_rec *back = rg_audit_q_cut(a, a->fd >= 0 ? a->q_next : a->q_head);
-		if (back && rg_audit_spool_save(a, back) != 0) {
-			for (struct rg_audit_rec *r = back; r; r = r->next)
-				rg_audit_count_lost_range(a, 1, r->seq, r->seq);
+		bool saved = !back || rg_audit_spool_save(a, back) == 0;
+		while (back) {
+			struct rg_audit_rec *next = back->next;
+			if (saved)
+				rg_audit_rec_free(a, back);
+			else
+				rg_audit_rec_lost(a, back);
+			back = next;
 		}
-		rg_audit_list_free(a, back);
-		rg_audit_backlog_spool(a);
+		while (a->b_head) /* no spool, the target busy: nowhere to go */
+			rg_audit_rec_lost(a, rg_audit_b_take(a));
 		if (a->lost > 0) { /* what was lost just now: one more try to say so */
 			rg_audit_report_lost(a);
 			rg_audit_backlog_spool(a);
