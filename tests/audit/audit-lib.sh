@@ -12,14 +12,16 @@
 #   ra_slapd_start          also start the throwaway slapd (tests/fixtures/slapd.sh,
 #                           tests/fixtures/directory.ldif) in $RA_T/slapd
 #   ra_decide_config FILE TARGET FORMAT DIR   write a config for tests/audit/decide-driver:
-#                           site hq as in tests/fixtures/lib.sh (Europe/London), with
+#                           rg_write_config's (tests/fixtures/config.sh: site hq,
+#                           Europe/London) with audit target TARGET and format FORMAT,
 #                           capacity 4, of which 1 reserved for exempt staff,
-#                           ledger DIR/ledger, audit spool DIR/spool
+#                           ledger DIR/ledger (created, mode 700), audit spool DIR/spool
 #   ra_syslog_kill          SIGKILL syslog-ng (rg_syslog_start restarts it)
 
 set -u
 : "${top_srcdir:?}" "${top_builddir:?}"
 . "$top_srcdir/tests/fixtures/syslog-ng.sh"
+. "$top_srcdir/tests/fixtures/config.sh"
 
 RA_DRIVER=$top_builddir/tests/audit/audit-driver
 RA_DECIDE=$top_builddir/tests/audit/decide-driver
@@ -96,44 +98,11 @@ ra_slapd_start() {
 
 ra_decide_config() { # FILE TARGET FORMAT DIR
 	mkdir -p -m 700 "$4/ledger" || ra_fail "mkdir $4/ledger"
-	cat >"$1" <<CONF
-# written by tests/audit/audit-lib.sh
-directory {
-  uri = "$RG_LDAP_URI"
-  base = "dc=example,dc=org"
-  user-filter = "(&(objectClass=inetOrgPerson)(uid=%u))"
-  membership = member
-  timeout = 2
-  tls = none
-}
-ledger {
-  backend = lmdb
-  path = "$4/ledger"
-}
-audit {
-  target = "$2"
-  format = $3
-  facility = authpriv
-  ident = "rotagate"
-  spool = "$4/spool"
-}
-site "hq" {
-  timezone = "Europe/London"
-  capacity = 4
-  reserved = 1
-  doors = { "main-entrance", "side-gate" }
-  rota "team-a" {
-    group = "cn=rota-team-a,ou=groups,dc=example,dc=org"
-    days = { mon, wed, fri }
-  }
-  rota "team-b" {
-    group = "cn=rota-team-b,ou=groups,dc=example,dc=org"
-    days = { tue, thu }
-  }
-  exempt "estates" { group = "cn=facilities,ou=groups,dc=example,dc=org" }
-  deny "isolating" { group = "cn=self-isolating,ou=groups,dc=example,dc=org" }
-}
-CONF
+	(
+		unset RG_WEEKLY_TARGET RG_RETAIN_DAYS
+		RG_STATE_DIR=$4 RG_AUDIT_TARGET=$2 RG_AUDIT_FORMAT=$3 RG_CAPACITY=4 RG_RESERVED=1
+		rg_write_config "$1" </dev/null
+	) || ra_fail "could not write $1"
 }
 
 ra_syslog_kill() {
