@@ -1591,9 +1591,9 @@ static bool rg_audit_delivered(struct rg_audit *a)
 	return !a->q_next && !a->b_head && !a->spool_maybe && a->lost == 0;
 }
 
-/* Resolve a tcp target's name (not holding the mutex meanwhile).  Only
- * where waiting is allowed: when the sink is made (configuration load) and
- * in rg_audit_flush(), never on a decision's send path. */
+/* Resolve a tcp target's name (not holding the mutex meanwhile): when the
+ * sink is made (configuration load; a reload runs on a decision's call) and
+ * in rg_audit_flush(), never per record. */
 static void rg_audit_resolve(struct rg_audit *a)
 {
 	if (a->kind != RG_AUDIT_T_TCP)
@@ -1783,8 +1783,8 @@ struct rg_audit *rg_audit_new(const struct rg_audit_cfg *cfg, char *err, size_t 
 		goto fail;
 	}
 	/* a name is resolved here (the configuration is being loaded) and in
-	 * rg_audit_flush(), never on a decision's path; until it resolves,
-	 * records go to the spool */
+	 * rg_audit_flush(), never per record; until it resolves, records go
+	 * to the spool */
 	rg_audit_resolve(a);
 	return a;
 fail:
